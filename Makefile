@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+LISTEN ?= :9863
+
+.PHONY: install demo test test-fast bench promtool check-config lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the exporter against the built-in ARM simulator: http://localhost:9863/metrics
+demo: install
+	$(BIN)/standby-pool-exporter --demo --web.listen-address=$(LISTEN)
+
+## The whole suite: unit, end-to-end (simulator + real exporter process + real azure-identity), promtool.
+test: install promtool
+	$(BIN)/python -m pytest -q
+
+## Unit tests only.
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit
+
+## promtool and prometheus come from Debian's `prometheus` package; installed when run as root.
+promtool:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus package (promtool, prometheus)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	else \
+		echo "promtool not found and not root: the promtool tests will be skipped (apt-get install prometheus)"; \
+	fi
+
+check-config: install
+	$(BIN)/standby-pool-exporter --check-config --config.file=$(or $(CONFIG),config.example.yaml)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info

@@ -1,0 +1,323 @@
+"""Azure Resource Manager client: one ``requests.Session``, bearer tokens, paging, retries, typed errors.
+
+Returns plain JSON. The bearer token goes only to the configured ARM origin: a ``nextLink`` that points
+anywhere else is refused before any request is made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+TOKEN_REFRESH_MARGIN = 300.0
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ErrorKind:
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    THROTTLED = "throttled"
+    SERVER = "server"
+    TRANSPORT = "transport"
+    BAD_RESPONSE = "bad_response"
+    CREDENTIAL = "credential"
+
+
+class ArmError(Exception):
+    """A failed ARM read, with what an operator needs to act on it (never the token)."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        operation: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind = kind
+        self.retry_after = retry_after
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.operation = operation
+        self.message = message
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        parts = [f"{self.kind}: {self.message}"]
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return " ".join(parts)
+
+
+class AccessTokenLike(Protocol):
+    token: str
+    expires_on: int
+
+
+class TokenCredential(Protocol):
+    def get_token(self, *scopes: str) -> AccessTokenLike: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    retry_after_max: float = 30.0
+
+
+class RequestObserver(Protocol):
+    """Told about every HTTP exchange (for self-metrics); must be cheap and thread-safe."""
+
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None: ...
+
+
+class _NullObserver:
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
+        return None
+
+
+class TokenCache:
+    """Reuses an access token until it is within ``TOKEN_REFRESH_MARGIN`` of expiry."""
+
+    def __init__(self, credential: TokenCredential, scope: str, clock: Callable[[], float] = time.time) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: AccessTokenLike | None = None
+
+    def get(self, force_refresh: bool = False) -> str:
+        with self._lock:
+            token = self._token
+            if force_refresh or token is None or token.expires_on - self._clock() < TOKEN_REFRESH_MARGIN:
+                try:
+                    token = self._credential.get_token(self._scope)
+                except Exception as exc:  # azure-identity raises several unrelated types
+                    raise ArmError(ErrorKind.CREDENTIAL, f"cannot get an access token: {_first_line(exc)}") from None
+                self._token = token
+            return token.token
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+class ArmClient:
+    """Reads ARM resources as JSON; one instance (and one connection pool) per process."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        credential: TokenCredential,
+        scope: str,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        observer: RequestObserver | None = None,
+        session: requests.Session | None = None,
+        pool_size: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        origin = urlsplit(endpoint)
+        self._origin = (origin.scheme, origin.netloc.lower())
+        self._endpoint = f"{origin.scheme}://{origin.netloc}"
+        self._tokens = TokenCache(credential, scope)
+        self._timeout = timeout
+        self._retry = retry
+        self._observer: RequestObserver = observer or _NullObserver()
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> dict[str, Any]:
+        """GET one resource (``path`` relative to the ARM endpoint)."""
+        return self._get_json(self._url(path), {"api-version": api_version}, operation, subscription_id)
+
+    def list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[dict[str, Any]]:
+        """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
+        return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
+
+    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[dict[str, Any]]:
+        url: str | None = self._url(path)
+        params: dict[str, str] | None = {"api-version": api_version}
+        pages = 0
+        while url is not None:
+            body = self._get_json(url, params, operation, subscription_id)
+            items = body.get("value")
+            if not isinstance(items, list):
+                raise ArmError(ErrorKind.BAD_RESPONSE, "list response has no 'value' array", operation=operation)
+            yield from (item for item in items if isinstance(item, dict))
+            next_link = body.get("nextLink")
+            url, params = (self._checked_next_link(next_link, operation) if next_link else None), None
+            pages += 1
+            if pages > 10_000:
+                raise ArmError(ErrorKind.BAD_RESPONSE, "more than 10000 pages: refusing to loop", operation=operation)
+
+    def _url(self, path: str) -> str:
+        return self._endpoint + (path if path.startswith("/") else "/" + path)
+
+    def _checked_next_link(self, link: object, operation: str) -> str:
+        if not isinstance(link, str):
+            raise ArmError(ErrorKind.BAD_RESPONSE, "nextLink is not a string", operation=operation)
+        parts = urlsplit(link)
+        if (parts.scheme, parts.netloc.lower()) != self._origin:
+            # Never name the target host's token-bearing request; say only where it pointed.
+            raise ArmError(
+                ErrorKind.BAD_RESPONSE,
+                f"refusing nextLink to {parts.scheme}://{parts.netloc} (not the ARM endpoint {self._endpoint})",
+                operation=operation,
+            )
+        return link
+
+    def _get_json(self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str) -> dict[str, Any]:
+        attempt = 0
+        refreshed_token = False
+        while True:
+            attempt += 1
+            try:
+                return self._get_once(url, params, operation, subscription_id, force_token=False)
+            except ArmError as error:
+                if error.kind == ErrorKind.UNAUTHORIZED and not refreshed_token:
+                    refreshed_token = True
+                    try:
+                        return self._get_once(url, params, operation, subscription_id, force_token=True)
+                    except ArmError as again:
+                        error = again
+                if not self._retryable(error) or attempt >= self._retry.attempts:
+                    raise error
+                delay = self._backoff(attempt, error)
+                log.debug(
+                    "retrying ARM read", extra={"operation": operation, "attempt": attempt, "delay": round(delay, 3), "error": error.kind}
+                )
+                self._sleep(delay)
+
+    @staticmethod
+    def _retryable(error: ArmError) -> bool:
+        return error.kind in (ErrorKind.THROTTLED, ErrorKind.SERVER, ErrorKind.TRANSPORT)
+
+    def _backoff(self, attempt: int, error: ArmError) -> float:
+        if error.kind == ErrorKind.THROTTLED and error.retry_after is not None:
+            return min(error.retry_after, self._retry.retry_after_max)
+        ceiling = min(self._retry.backoff_max, self._retry.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _get_once(
+        self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, *, force_token: bool
+    ) -> dict[str, Any]:
+        token = self._tokens.get(force_refresh=force_token)
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            with self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False) as response:
+                body = _read_capped(response)
+        except requests.RequestException as exc:
+            self._observer.request_done(subscription_id, operation, "error", None)
+            raise ArmError(ErrorKind.TRANSPORT, _describe_transport(exc), operation=operation) from None
+        remaining = _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads"))
+        self._observer.request_done(subscription_id, operation, str(response.status_code), remaining)
+        request_id = response.headers.get("x-ms-request-id")
+        if body is None:
+            raise ArmError(
+                ErrorKind.BAD_RESPONSE, f"response body larger than {MAX_BODY_BYTES} bytes", status=response.status_code,
+                request_id=request_id, operation=operation,
+            )
+        if response.status_code == 200:
+            return _parse_object(body, response, request_id, operation)
+        raise _error_from_response(response, body, request_id, operation)
+
+
+def _read_capped(response: requests.Response) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=65536):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe_transport(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "request timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection failed ({type(exc).__name__})"
+    return f"request failed ({type(exc).__name__})"
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _parse_object(body: bytes, response: requests.Response, request_id: str | None, operation: str) -> dict[str, Any]:
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        kind_hint = "HTML" if "html" in content_type.lower() or body.lstrip()[:1] == b"<" else "malformed JSON"
+        raise ArmError(
+            ErrorKind.BAD_RESPONSE, f"200 response is not JSON ({kind_hint})", status=200, request_id=request_id, operation=operation
+        ) from None
+    if not isinstance(data, dict):
+        raise ArmError(ErrorKind.BAD_RESPONSE, "200 response is not a JSON object", status=200, request_id=request_id, operation=operation)
+    return data
+
+
+_KIND_BY_STATUS = {401: ErrorKind.UNAUTHORIZED, 403: ErrorKind.FORBIDDEN, 404: ErrorKind.NOT_FOUND, 429: ErrorKind.THROTTLED}
+
+
+def _error_from_response(response: requests.Response, body: bytes, request_id: str | None, operation: str) -> ArmError:
+    status = response.status_code
+    code, message = None, response.reason or "error"
+    try:
+        error = json.loads(body).get("error") or {}
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        if isinstance(error.get("message"), str):
+            message = error["message"]
+    except (ValueError, AttributeError):
+        pass
+    kind = _KIND_BY_STATUS.get(status) or (ErrorKind.SERVER if status >= 500 else ErrorKind.BAD_RESPONSE)
+    retry_after = _retry_after(response.headers.get("Retry-After")) if kind == ErrorKind.THROTTLED else None
+    return ArmError(kind, _one_line(message), status=status, code=code, request_id=request_id, operation=operation, retry_after=retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

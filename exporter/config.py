@@ -1,0 +1,301 @@
+"""YAML configuration -> frozen, validated settings.
+
+Every problem is collected with its dotted path (``pools[2].subscription_id: ...``) and raised
+together as one :class:`ConfigError`, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Cloud:
+    resource_manager_endpoint: str
+    token_scope: str
+    authority_host: str
+
+
+CLOUDS: dict[str, Cloud] = {
+    "AzurePublicCloud": Cloud(
+        "https://management.azure.com", "https://management.azure.com/.default", "login.microsoftonline.com"
+    ),
+    "AzureChinaCloud": Cloud(
+        "https://management.chinacloudapi.cn", "https://management.chinacloudapi.cn/.default", "login.chinacloudapi.cn"
+    ),
+    "AzureUSGovernment": Cloud(
+        "https://management.usgovcloudapi.net", "https://management.core.usgovcloudapi.net/.default", "login.microsoftonline.us"
+    ),
+}
+
+DEFAULT_API_VERSIONS: dict[str, str] = {
+    "standby_pool": "2025-03-01",
+    "container_instance": "2025-09-01",
+}
+
+POOL_KINDS = ("container_group",)
+
+_SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
+_POOL_NAME = re.compile(r"^[a-zA-Z0-9-]{3,24}$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """One or more configuration problems, each prefixed with its dotted path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class PoolRef:
+    """One standby pool to poll, identified as ARM identifies it (case-insensitively)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    kind: str = "container_group"
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Case-insensitive identity, as ARM compares names."""
+        return (self.subscription_id.lower(), self.resource_group.lower(), self.name.lower(), self.kind)
+
+
+@dataclass(frozen=True)
+class AzureSettings:
+    cloud: str = "AzurePublicCloud"
+    resource_manager_endpoint: str = CLOUDS["AzurePublicCloud"].resource_manager_endpoint
+    api_versions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_API_VERSIONS))
+
+    @property
+    def token_scope(self) -> str:
+        return CLOUDS[self.cloud].token_scope
+
+    @property
+    def authority_host(self) -> str:
+        return CLOUDS[self.cloud].authority_host
+
+
+@dataclass(frozen=True)
+class PollingSettings:
+    interval: float = 60.0
+    timeout: float = 10.0
+    concurrency: int = 8
+    stale_after: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    azure: AzureSettings
+    polling: PollingSettings
+    pools: tuple[PoolRef, ...]
+
+
+def parse_duration(value: object) -> float:
+    """``90s``, ``5m``, ``1h``, ``250ms`` or plain seconds -> seconds (> 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 90s, 5m, 1h or plain seconds")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"must be a duration such as 90s, 5m, 1h or plain seconds, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return seconds
+
+
+class _Checker:
+    """Collects problems while reading nested mappings."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, value: object, path: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a mapping, got {_type_name(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.problem(f"{path}.{key}" if path else str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def field(self, data: dict[str, Any], path: str, key: str, convert: Callable[[object], Any], default: Any) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        try:
+            return convert(data[key])
+        except ValueError as exc:
+            self.problem(f"{path}.{key}" if path else key, str(exc))
+            return default
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string(pattern: re.Pattern[str] | None = None, what: str = "") -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {_type_name(value)}")
+        if pattern is not None and not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return convert
+
+
+def _positive_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {_type_name(value)}")
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...] | list[str]) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _endpoint(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a URL string, got {_type_name(value)}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"must be an absolute https URL, got {value!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"must be a bare origin such as https://management.azure.com, got {value!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"plain http is only allowed for a loopback host (the bearer token travels on it), got {value!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_azure(check: _Checker, raw: object) -> AzureSettings:
+    data = check.mapping(raw, "azure", {"cloud", "resource_manager_endpoint", "api_versions"})
+    cloud = check.field(data, "azure", "cloud", _one_of(tuple(CLOUDS)), "AzurePublicCloud")
+    endpoint = check.field(data, "azure", "resource_manager_endpoint", _endpoint, CLOUDS[cloud].resource_manager_endpoint)
+    versions_raw = check.mapping(data.get("api_versions"), "azure.api_versions", set(DEFAULT_API_VERSIONS))
+    versions = dict(DEFAULT_API_VERSIONS)
+    for name in DEFAULT_API_VERSIONS:
+        versions[name] = check.field(
+            versions_raw, "azure.api_versions", name, _string(_API_VERSION, "an api-version such as 2025-03-01"), versions[name]
+        )
+    return AzureSettings(cloud=cloud, resource_manager_endpoint=endpoint, api_versions=versions)
+
+
+def _read_polling(check: _Checker, raw: object) -> PollingSettings:
+    data = check.mapping(raw, "polling", {"interval", "timeout", "concurrency", "stale_after"})
+    defaults = PollingSettings()
+    polling = PollingSettings(
+        interval=check.field(data, "polling", "interval", parse_duration, defaults.interval),
+        timeout=check.field(data, "polling", "timeout", parse_duration, defaults.timeout),
+        concurrency=check.field(data, "polling", "concurrency", _positive_int, defaults.concurrency),
+        stale_after=check.field(data, "polling", "stale_after", parse_duration, defaults.stale_after),
+    )
+    if polling.stale_after < polling.interval:
+        check.problem("polling.stale_after", f"must be at least polling.interval ({polling.interval:g}s)")
+    return polling
+
+
+def _read_pools(check: _Checker, raw: object) -> tuple[PoolRef, ...]:
+    if raw is None:
+        check.problem("pools", "is required: list at least one pool")
+        return ()
+    if not isinstance(raw, list):
+        check.problem("pools", f"must be a list, got {_type_name(raw)}")
+        return ()
+    if not raw:
+        check.problem("pools", "must list at least one pool")
+    pools: list[PoolRef] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for index, item in enumerate(raw):
+        path = f"pools[{index}]"
+        if not isinstance(item, dict):
+            check.problem(path, f"must be a mapping, got {_type_name(item)}")
+            continue
+        data = check.mapping(item, path, {"subscription_id", "resource_group", "name", "kind"})
+        missing = [key for key in ("subscription_id", "resource_group", "name") if data.get(key) is None]
+        for key in missing:
+            check.problem(f"{path}.{key}", "is required")
+        before = len(check.problems)
+        ref = PoolRef(
+            subscription_id=check.field(data, path, "subscription_id", _string(_SUBSCRIPTION_ID, "a subscription id (a GUID)"), "").lower(),
+            resource_group=check.field(data, path, "resource_group", _string(_RESOURCE_GROUP, "a resource group name"), ""),
+            name=check.field(data, path, "name", _string(_POOL_NAME, "a standby pool name (3-24 letters, digits, hyphens)"), ""),
+            kind=check.field(data, path, "kind", _one_of(POOL_KINDS), "container_group"),
+        )
+        if missing or len(check.problems) > before:
+            continue
+        if ref.key in seen:
+            check.problem(path, f"duplicate of pools[{seen[ref.key]}] (names compare case-insensitively)")
+            continue
+        seen[ref.key] = index
+        pools.append(ref)
+    return tuple(pools)
+
+
+def load_settings(data: object) -> Settings:
+    """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem."""
+    check = _Checker()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): must be a mapping, got {_type_name(data)}"])
+    check.mapping(data, "", {"azure", "polling", "pools"})
+    settings = Settings(
+        azure=_read_azure(check, data.get("azure")),
+        polling=_read_polling(check, data.get("polling")),
+        pools=_read_pools(check, data.get("pools")),
+    )
+    if check.problems:
+        raise ConfigError(check.problems)
+    return settings
+
+
+def load_file(path: str | Path) -> Settings:
+    """Read and validate a YAML file; unreadable files and YAML syntax errors are ConfigErrors too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
+    return load_settings(data)
