@@ -105,7 +105,8 @@ def _zone(value: object) -> str:
 def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_GROUP_POOL_STATES) -> RuntimeView:
     """``runtimeViews/latest`` -> counts per (zone, state), every known state present (0 when absent)."""
     properties = _mapping(_mapping(body, "runtime view").get("properties"), "runtime view properties")
-    summaries = properties.get("instanceCountSummary") or []
+    summaries = properties.get("instanceCountSummary")
+    summaries = [] if summaries is None else summaries
     if not isinstance(summaries, list):
         raise ModelError("instanceCountSummary must be a list")
     counts: dict[tuple[str, str], int] = {}
@@ -114,7 +115,8 @@ def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_G
         zone = _zone(summary.get("zone"))
         for state in known_states:
             counts.setdefault((zone, state), 0)
-        by_state = summary.get("instanceCountsByState") or []
+        by_state = summary.get("instanceCountsByState")
+        by_state = [] if by_state is None else by_state
         if not isinstance(by_state, list):
             raise ModelError(f"instanceCountSummary[{index}].instanceCountsByState must be a list")
         for raw_entry in by_state:

@@ -1,0 +1,209 @@
+"""ArmClient against a scripted loopback server: paging, origin pinning, retries, typed errors, tokens."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from exporter import arm
+from exporter.arm import ArmClient, ArmError, ErrorKind, RetryPolicy
+from exporter.armstats import ArmStats
+from tests.support.scripted_http import Reply, ScriptedServer
+
+SUB = "00000000-0000-0000-0000-000000000000"
+POOL = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/pool-a"
+LIST = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups"
+SECRET = "secret-token-value"
+
+
+@dataclass
+class Token:
+    token: str
+    expires_on: int
+
+
+class FakeCredential:
+    """Hands out numbered tokens; counts how often it was asked."""
+
+    def __init__(self, lifetime: int = 3600) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+
+    def get_token(self, *scopes: str) -> Token:
+        import time
+
+        self.calls += 1
+        return Token(f"{SECRET}-{self.calls}", int(time.time()) + self.lifetime)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as scripted:
+        yield scripted
+
+
+def client_for(server: ScriptedServer, credential: FakeCredential | None = None, **kwargs: object) -> tuple[ArmClient, list[float], ArmStats]:
+    sleeps: list[float] = []
+    stats = ArmStats()
+    client = ArmClient(
+        server.url, credential or FakeCredential(), "https://management.azure.com/.default",
+        timeout=2, observer=stats, sleep=sleeps.append, retry=RetryPolicy(attempts=3, backoff_base=0.1, backoff_max=1, retry_after_max=7),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return client, sleeps, stats
+
+
+def test_get_sends_token_and_api_version_and_records_the_request(server: ScriptedServer) -> None:
+    server.script(POOL, Reply(200, {"name": "pool-a"}, {"x-ms-ratelimit-remaining-subscription-reads": "241"}))
+    client, _, stats = client_for(server)
+    assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"name": "pool-a"}
+    [seen] = server.requests
+    assert seen.path == POOL + "?api-version=2025-03-01"
+    assert seen.headers["authorization"] == f"Bearer {SECRET}-1"
+    snapshot = stats.snapshot()
+    assert snapshot.requests == {(SUB, "pool", "200"): 1}
+    assert snapshot.remaining_reads == {SUB: 241}
+
+
+def test_token_is_reused_until_near_expiry(server: ScriptedServer) -> None:
+    server.script(POOL, Reply(200, {}))
+    credential = FakeCredential()
+    client, _, _ = client_for(server, credential)
+    for _ in range(3):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert credential.calls == 1
+    short = FakeCredential(lifetime=arm.TOKEN_REFRESH_MARGIN - 1)
+    client, _, _ = client_for(server, short)
+    for _ in range(3):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert short.calls == 3
+
+
+def test_paging_follows_next_link_on_the_same_origin(server: ScriptedServer) -> None:
+    server.script(LIST, Reply(200, {"value": [{"name": "a"}, {"name": "b"}], "nextLink": f"{server.url}/page2?api-version=2025-09-01&$skiptoken=x"}))
+    server.script("/page2", Reply(200, {"value": [{"name": "c"}], "nextLink": None}))
+    client, _, stats = client_for(server)
+    assert [item["name"] for item in client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)] == ["a", "b", "c"]
+    assert server.requests[1].path == "/page2?api-version=2025-09-01&$skiptoken=x"
+    assert stats.snapshot().requests == {(SUB, "container_group_list", "200"): 2}
+
+
+def test_next_link_to_another_host_is_refused_and_never_contacted(server: ScriptedServer) -> None:
+    with ScriptedServer() as elsewhere:
+        elsewhere.script("/steal", Reply(200, {"value": []}))
+        server.script(LIST, Reply(200, {"value": [{"name": "a"}], "nextLink": f"{elsewhere.url}/steal"}))
+        client, _, _ = client_for(server)
+        with pytest.raises(ArmError) as caught:
+            client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
+        assert caught.value.kind == ErrorKind.BAD_RESPONSE
+        assert "refusing nextLink" in str(caught.value)
+        assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("link", ["https://{host}/page2", "ftp://{host}/page2", 42])
+def test_next_link_with_another_scheme_or_type_is_refused(server: ScriptedServer, link: object) -> None:
+    host = server.url.removeprefix("http://")
+    server.script(LIST, Reply(200, {"value": [], "nextLink": link.format(host=host) if isinstance(link, str) else link}))
+    client, _, _ = client_for(server)
+    with pytest.raises(ArmError, match="nextLink"):
+        client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
+    assert len(server.requests) == 1
+
+
+def test_429_honours_retry_after_capped(server: ScriptedServer) -> None:
+    throttled = {"error": {"code": "TooManyRequests", "message": "slow down"}}
+    server.script(POOL, Reply(429, throttled, {"Retry-After": "3"}), Reply(429, throttled, {"Retry-After": "60"}), Reply(200, {"ok": True}))
+    client, sleeps, stats = client_for(server)
+    assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"ok": True}
+    assert sleeps == [3.0, 7.0]  # 60 capped at retry_after_max
+    assert stats.snapshot().requests == {(SUB, "pool", "429"): 2, (SUB, "pool", "200"): 1}
+
+
+def test_server_errors_retry_with_bounded_jittered_backoff(server: ScriptedServer) -> None:
+    server.script(POOL, Reply(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}}, {"x-ms-request-id": "req-1"}))
+    client, sleeps, _ = client_for(server)
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    error = caught.value
+    assert (error.kind, error.status, error.code, error.request_id, error.operation) == (ErrorKind.SERVER, 503, "ServiceUnavailable", "req-1", "pool")
+    assert len(server.requests) == 3
+    assert len(sleeps) == 2 and 0.05 <= sleeps[0] <= 0.1 and 0.1 <= sleeps[1] <= 0.2
+
+
+def test_401_refreshes_the_token_once_and_retries_once(server: ScriptedServer) -> None:
+    unauthorized = Reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "expired"}})
+    server.script(POOL, unauthorized, Reply(200, {"ok": 1}))
+    credential = FakeCredential()
+    client, _, _ = client_for(server, credential)
+    assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"ok": 1}
+    assert [seen.headers["authorization"] for seen in server.requests] == [f"Bearer {SECRET}-1", f"Bearer {SECRET}-2"]
+    server.script(POOL, unauthorized)
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert caught.value.kind == ErrorKind.UNAUTHORIZED
+    assert len(server.requests) == 4  # one refresh, one retry, no more
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "code"),
+    [
+        (Reply(403, {"error": {"code": "AuthorizationFailed", "message": "no read on\nthis scope"}}), ErrorKind.FORBIDDEN, "AuthorizationFailed"),
+        (Reply(404, {"error": {"code": "ResourceNotFound", "message": "gone"}}), ErrorKind.NOT_FOUND, "ResourceNotFound"),
+        (Reply(400, {"error": {"code": "InvalidApiVersionParameter", "message": "bad"}}), ErrorKind.BAD_RESPONSE, "InvalidApiVersionParameter"),
+        (Reply(200, b"{not json"), ErrorKind.BAD_RESPONSE, None),
+        (Reply(200, b"<html><body>Gateway</body></html>", {"Content-Type": "text/html"}), ErrorKind.BAD_RESPONSE, None),
+        (Reply(200, b"[1, 2]"), ErrorKind.BAD_RESPONSE, None),
+        (Reply(502, b"<html>bad gateway</html>"), ErrorKind.SERVER, None),
+    ],
+)
+def test_typed_errors(server: ScriptedServer, reply: Reply, kind: str, code: str | None) -> None:
+    server.script(POOL, reply)
+    client, _, _ = client_for(server)
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert (caught.value.kind, caught.value.code) == (kind, code)
+    assert "\n" not in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_list_without_value_array_is_a_bad_response(server: ScriptedServer) -> None:
+    server.script(LIST, Reply(200, {"items": []}))
+    client, _, _ = client_for(server)
+    with pytest.raises(ArmError, match="no 'value' array"):
+        client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
+
+
+def test_oversized_body_is_rejected(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arm, "MAX_BODY_BYTES", 1000)
+    server.script(POOL, Reply(200, {"padding": "x" * 5000}))
+    client, _, _ = client_for(server)
+    with pytest.raises(ArmError, match="larger than 1000 bytes"):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+
+
+def test_connection_refused_is_a_transport_error_counted_as_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stats = ArmStats()
+    client = ArmClient(f"http://127.0.0.1:{port}", FakeCredential(), "scope", observer=stats, sleep=lambda _: None, retry=RetryPolicy(attempts=2))
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert caught.value.kind == ErrorKind.TRANSPORT
+    assert stats.snapshot().requests == {(SUB, "pool", "error"): 2}
+
+
+def test_credential_failure_is_typed_and_does_not_call_arm(server: ScriptedServer) -> None:
+    class Broken:
+        def get_token(self, *scopes: str) -> Token:
+            raise RuntimeError("identity endpoint said no\nsecond line")
+
+    client = ArmClient(server.url, Broken(), "scope", sleep=lambda _: None)
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert caught.value.kind == ErrorKind.CREDENTIAL
+    assert "identity endpoint said no" in str(caught.value) and "second line" not in str(caught.value)
+    assert server.requests == []
