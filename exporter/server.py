@@ -7,7 +7,6 @@ import html
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,12 +135,3 @@ def serve(server: ExporterHTTPServer) -> threading.Thread:
     thread.start()
     return thread
 
-
-def wait_ready(snapshot: Callable[[], Snapshot], timeout: float) -> bool:
-    """Block until every pool has been polled once, or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if snapshot().ready:
-            return True
-        time.sleep(0.05)
-    return snapshot().ready
