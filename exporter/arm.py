@@ -6,9 +6,11 @@ anywhere else is refused before any request is made.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,9 +51,11 @@ class ArmError(Exception):
         request_id: str | None = None,
         operation: str = "",
         retry_after: float | None = None,
+        claims: str | None = None,
     ) -> None:
         self.kind = kind
         self.retry_after = retry_after
+        self.claims = claims  # a claims challenge from WWW-Authenticate (401), decoded
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -76,7 +80,7 @@ class AccessTokenLike(Protocol):
 
 
 class TokenCredential(Protocol):
-    def get_token(self, *scopes: str) -> AccessTokenLike: ...
+    def get_token(self, *scopes: str, claims: str | None = None) -> AccessTokenLike: ...
 
 
 @dataclass(frozen=True)
@@ -108,16 +112,26 @@ class TokenCache:
         self._lock = threading.Lock()
         self._token: AccessTokenLike | None = None
 
-    def get(self, force_refresh: bool = False) -> str:
+    def get(self, force_refresh: bool = False, claims: str | None = None) -> str:
+        """The cached token. A forced refresh (after a 401) passes claims, which makes azure-identity skip its own cache."""
         with self._lock:
             token = self._token
             if force_refresh or token is None or token.expires_on - self._clock() < TOKEN_REFRESH_MARGIN:
                 try:
-                    token = self._credential.get_token(self._scope)
+                    token = (
+                        self._credential.get_token(self._scope, claims=claims or _fresh_token_claims(self._clock()))
+                        if force_refresh
+                        else self._credential.get_token(self._scope)
+                    )
                 except Exception as exc:  # azure-identity raises several unrelated types
                     raise ArmError(ErrorKind.CREDENTIAL, f"cannot get an access token: {_first_line(exc)}") from None
                 self._token = token
             return token.token
+
+
+def _fresh_token_claims(now: float) -> str:
+    """The claims ARM's own continuous-access-evaluation challenge asks for: a token issued after ``now``."""
+    return json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(now))}}}, separators=(",", ":"))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -208,7 +222,7 @@ class ArmClient:
                 if error.kind == ErrorKind.UNAUTHORIZED and not refreshed_token:
                     refreshed_token = True
                     try:
-                        return self._get_once(url, params, operation, subscription_id, force_token=True)
+                        return self._get_once(url, params, operation, subscription_id, force_token=True, claims=error.claims)
                     except ArmError as again:
                         error = again
                 if not self._retryable(error) or attempt >= self._retry.attempts:
@@ -230,9 +244,10 @@ class ArmClient:
         return random.uniform(ceiling / 2, ceiling)
 
     def _get_once(
-        self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, *, force_token: bool
+        self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, *, force_token: bool,
+        claims: str | None = None,
     ) -> dict[str, Any]:
-        token = self._tokens.get(force_refresh=force_token)
+        token = self._tokens.get(force_refresh=force_token, claims=claims)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
             with self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False) as response:
@@ -308,7 +323,26 @@ def _error_from_response(response: requests.Response, body: bytes, request_id: s
         pass
     kind = _KIND_BY_STATUS.get(status) or (ErrorKind.SERVER if status >= 500 else ErrorKind.BAD_RESPONSE)
     retry_after = _retry_after(response.headers.get("Retry-After")) if kind == ErrorKind.THROTTLED else None
-    return ArmError(kind, _one_line(message), status=status, code=code, request_id=request_id, operation=operation, retry_after=retry_after)
+    claims = _claims_challenge(response.headers.get("WWW-Authenticate")) if kind == ErrorKind.UNAUTHORIZED else None
+    return ArmError(
+        kind, _one_line(message), status=status, code=code, request_id=request_id, operation=operation,
+        retry_after=retry_after, claims=claims,
+    )
+
+
+_CLAIMS = re.compile(r'claims="([^"]+)"')
+
+
+def _claims_challenge(header: str | None) -> str | None:
+    """The base64 ``claims`` parameter of a Bearer challenge, decoded (continuous access evaluation)."""
+    match = _CLAIMS.search(header or "")
+    if match is None:
+        return None
+    encoded = match.group(1)
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _retry_after(value: str | None) -> float | None:

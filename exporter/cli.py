@@ -56,20 +56,17 @@ class _Resources:
                 log.exception("error during shutdown")
 
 
-def _credential(settings: Settings) -> TokenCredential:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential(authority=settings.azure.authority_host)
-
-
-def _load_settings(args: argparse.Namespace, resources: _Resources) -> Settings:
+def _settings_and_credential(args: argparse.Namespace, resources: _Resources) -> tuple[Settings, TokenCredential]:
     if args.demo:
-        from .simulator.demo import start_demo
+        from .demo import start_demo
 
         demo = start_demo()
         resources.closers.append(demo.stop)
-        return demo.settings
-    return load_file(args.config_file)
+        return demo.settings, demo.credential
+    settings = load_file(args.config_file)
+    from azure.identity import DefaultAzureCredential
+
+    return settings, DefaultAzureCredential(authority=settings.azure.authority_host)
 
 
 def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
@@ -92,7 +89,7 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
 
 def _run(args: argparse.Namespace, address: tuple[str, int], resources: _Resources, stop: threading.Event) -> int:
     try:
-        settings = _load_settings(args, resources)
+        settings, credential = _settings_and_credential(args, resources)
     except ConfigError as exc:
         print(f"standby-pool-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -103,7 +100,7 @@ def _run(args: argparse.Namespace, address: tuple[str, int], resources: _Resourc
     stats = ArmStats()
     client = ArmClient(
         settings.azure.resource_manager_endpoint,
-        _credential(settings),
+        credential,
         settings.azure.token_scope,
         timeout=settings.polling.timeout,
         observer=stats,

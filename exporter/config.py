@@ -38,9 +38,10 @@ CLOUDS: dict[str, Cloud] = {
 DEFAULT_API_VERSIONS: dict[str, str] = {
     "standby_pool": "2025-03-01",
     "container_instance": "2025-09-01",
+    "compute": "2024-07-01",  # returns isVMInStandbyPool in a VM's instanceView
 }
 
-POOL_KINDS = ("container_group",)
+POOL_KINDS = ("container_group", "virtual_machine")
 
 _SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
@@ -78,6 +79,8 @@ class AzureSettings:
     cloud: str = "AzurePublicCloud"
     resource_manager_endpoint: str = CLOUDS["AzurePublicCloud"].resource_manager_endpoint
     api_versions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_API_VERSIONS))
+    max_reads_per_second: float = 10.0  # 0: no client-side limit
+    max_read_burst: int = 50
 
     @property
     def token_scope(self) -> str:
@@ -94,6 +97,33 @@ class PollingSettings:
     timeout: float = 10.0
     concurrency: int = 8
     stale_after: float = 300.0
+    member_refresh: float = 600.0
+    pool_refresh: float = 600.0
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    subscriptions: tuple[str, ...]
+    interval: float = 600.0
+    resource_groups: tuple[str, ...] = ()  # lower-cased; empty: every resource group
+    include: re.Pattern[str] = re.compile(".*")
+    exclude: re.Pattern[str] | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    kinds: tuple[str, ...] = POOL_KINDS
+
+    def wants(self, ref: PoolRef, tags: dict[str, str]) -> bool:
+        """Does a listed pool pass the resource-group, name and tag filters?"""
+        if self.resource_groups and ref.resource_group.lower() not in self.resource_groups:
+            return False
+        if not self.include.fullmatch(ref.name) or (self.exclude is not None and self.exclude.fullmatch(ref.name)):
+            return False
+        return all(tags.get(key) == value for key, value in self.tags)
+
+
+@dataclass(frozen=True)
+class ShardingSettings:
+    index: int = 0
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,6 +131,8 @@ class Settings:
     azure: AzureSettings
     polling: PollingSettings
     pools: tuple[PoolRef, ...]
+    discovery: DiscoverySettings | None = None
+    sharding: ShardingSettings = ShardingSettings()
 
 
 def parse_duration(value: object) -> float:
@@ -173,6 +205,31 @@ def _positive_int(value: object) -> int:
     return value
 
 
+def _non_negative_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {_type_name(value)}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return float(value)
+
+
+def _non_negative_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {_type_name(value)}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _regex(value: object) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a regular expression string, got {_type_name(value)}")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"is not a valid regular expression: {exc}") from None
+
+
 def _one_of(choices: tuple[str, ...] | list[str]) -> Callable[[object], str]:
     def convert(value: object) -> str:
         if value not in choices:
@@ -205,7 +262,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _read_azure(check: _Checker, raw: object) -> AzureSettings:
-    data = check.mapping(raw, "azure", {"cloud", "resource_manager_endpoint", "api_versions"})
+    data = check.mapping(raw, "azure", {"cloud", "resource_manager_endpoint", "api_versions", "max_reads_per_second", "max_read_burst"})
     cloud = check.field(data, "azure", "cloud", _one_of(tuple(CLOUDS)), "AzurePublicCloud")
     endpoint = check.field(data, "azure", "resource_manager_endpoint", _endpoint, CLOUDS[cloud].resource_manager_endpoint)
     versions_raw = check.mapping(data.get("api_versions"), "azure.api_versions", set(DEFAULT_API_VERSIONS))
@@ -214,32 +271,42 @@ def _read_azure(check: _Checker, raw: object) -> AzureSettings:
         versions[name] = check.field(
             versions_raw, "azure.api_versions", name, _string(_API_VERSION, "an api-version such as 2025-03-01"), versions[name]
         )
-    return AzureSettings(cloud=cloud, resource_manager_endpoint=endpoint, api_versions=versions)
+    defaults = AzureSettings()
+    return AzureSettings(
+        cloud=cloud,
+        resource_manager_endpoint=endpoint,
+        api_versions=versions,
+        max_reads_per_second=check.field(data, "azure", "max_reads_per_second", _non_negative_number, defaults.max_reads_per_second),
+        max_read_burst=check.field(data, "azure", "max_read_burst", _positive_int, defaults.max_read_burst),
+    )
 
 
 def _read_polling(check: _Checker, raw: object) -> PollingSettings:
-    data = check.mapping(raw, "polling", {"interval", "timeout", "concurrency", "stale_after"})
+    data = check.mapping(raw, "polling", {"interval", "timeout", "concurrency", "stale_after", "member_refresh", "pool_refresh"})
     defaults = PollingSettings()
     polling = PollingSettings(
         interval=check.field(data, "polling", "interval", parse_duration, defaults.interval),
         timeout=check.field(data, "polling", "timeout", parse_duration, defaults.timeout),
         concurrency=check.field(data, "polling", "concurrency", _positive_int, defaults.concurrency),
         stale_after=check.field(data, "polling", "stale_after", parse_duration, defaults.stale_after),
+        member_refresh=check.field(data, "polling", "member_refresh", parse_duration, defaults.member_refresh),
+        pool_refresh=check.field(data, "polling", "pool_refresh", parse_duration, defaults.pool_refresh),
     )
     if polling.stale_after < polling.interval:
         check.problem("polling.stale_after", f"must be at least polling.interval ({polling.interval:g}s)")
     return polling
 
 
-def _read_pools(check: _Checker, raw: object) -> tuple[PoolRef, ...]:
+def _read_pools(check: _Checker, raw: object, discovery: bool) -> tuple[PoolRef, ...]:
     if raw is None:
-        check.problem("pools", "is required: list at least one pool")
+        if not discovery:
+            check.problem("pools", "is required: list at least one pool (or configure discovery)")
         return ()
     if not isinstance(raw, list):
         check.problem("pools", f"must be a list, got {_type_name(raw)}")
         return ()
-    if not raw:
-        check.problem("pools", "must list at least one pool")
+    if not raw and not discovery:
+        check.problem("pools", "must list at least one pool (or configure discovery)")
     pools: list[PoolRef] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     for index, item in enumerate(raw):
@@ -268,6 +335,62 @@ def _read_pools(check: _Checker, raw: object) -> tuple[PoolRef, ...]:
     return tuple(pools)
 
 
+def _string_list(check: _Checker, raw: object, path: str, convert: Callable[[object], str]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        check.problem(path, f"must be a list, got {_type_name(raw)}")
+        return ()
+    values: list[str] = []
+    for index, item in enumerate(raw):
+        try:
+            values.append(convert(item))
+        except ValueError as exc:
+            check.problem(f"{path}[{index}]", str(exc))
+    return tuple(values)
+
+
+def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
+    if raw is None:
+        return None
+    data = check.mapping(raw, "discovery", {"interval", "subscriptions", "resource_groups", "include", "exclude", "tags", "kinds"})
+    subscriptions = _string_list(check, data.get("subscriptions"), "discovery.subscriptions", _string(_SUBSCRIPTION_ID, "a subscription id (a GUID)"))
+    if not subscriptions and isinstance(data.get("subscriptions"), (list, type(None))):
+        check.problem("discovery.subscriptions", "must list at least one subscription id")
+    tags_raw = data.get("tags") or {}
+    if not isinstance(tags_raw, dict):
+        check.problem("discovery.tags", f"must be a mapping, got {_type_name(tags_raw)}")
+        tags_raw = {}
+    tags = []
+    for key, value in tags_raw.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            check.problem(f"discovery.tags.{key}", f"must be a string, got {_type_name(value)}")
+        else:
+            tags.append((str(key), str(value)))
+    kinds = _string_list(check, data.get("kinds"), "discovery.kinds", _one_of(POOL_KINDS)) or POOL_KINDS
+    defaults = DiscoverySettings(subscriptions=())
+    return DiscoverySettings(
+        subscriptions=tuple(dict.fromkeys(sub.lower() for sub in subscriptions)),
+        interval=check.field(data, "discovery", "interval", parse_duration, defaults.interval),
+        resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups", _string(_RESOURCE_GROUP, "a resource group name"))),
+        include=check.field(data, "discovery", "include", _regex, defaults.include),
+        exclude=check.field(data, "discovery", "exclude", _regex, None),
+        tags=tuple(tags),
+        kinds=kinds,
+    )
+
+
+def _read_sharding(check: _Checker, raw: object) -> ShardingSettings:
+    data = check.mapping(raw, "sharding", {"index", "count"})
+    sharding = ShardingSettings(
+        index=check.field(data, "sharding", "index", _non_negative_int, 0),
+        count=check.field(data, "sharding", "count", _positive_int, 1),
+    )
+    if sharding.index >= sharding.count:
+        check.problem("sharding.index", f"must be below sharding.count ({sharding.count}), got {sharding.index}")
+    return sharding
+
+
 def load_settings(data: object) -> Settings:
     """Validate an already-parsed YAML document; raise :class:`ConfigError` listing every problem."""
     check = _Checker()
@@ -275,11 +398,14 @@ def load_settings(data: object) -> Settings:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): must be a mapping, got {_type_name(data)}"])
-    check.mapping(data, "", {"azure", "polling", "pools"})
+    check.mapping(data, "", {"azure", "polling", "pools", "discovery", "sharding"})
+    discovery = _read_discovery(check, data.get("discovery"))
     settings = Settings(
         azure=_read_azure(check, data.get("azure")),
         polling=_read_polling(check, data.get("polling")),
-        pools=_read_pools(check, data.get("pools")),
+        pools=_read_pools(check, data.get("pools"), discovery is not None),
+        discovery=discovery,
+        sharding=_read_sharding(check, data.get("sharding")),
     )
     if check.problems:
         raise ConfigError(check.problems)

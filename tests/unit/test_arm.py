@@ -31,11 +31,13 @@ class FakeCredential:
     def __init__(self, lifetime: int = 3600) -> None:
         self.calls = 0
         self.lifetime = lifetime
+        self.claims: list[str | None] = []
 
-    def get_token(self, *scopes: str) -> Token:
+    def get_token(self, *scopes: str, claims: str | None = None) -> Token:
         import time
 
         self.calls += 1
+        self.claims.append(claims)
         return Token(f"{SECRET}-{self.calls}", int(time.time()) + self.lifetime)
 
 
@@ -140,11 +142,22 @@ def test_401_refreshes_the_token_once_and_retries_once(server: ScriptedServer) -
     client, _, _ = client_for(server, credential)
     assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"ok": 1}
     assert [seen.headers["authorization"] for seen in server.requests] == [f"Bearer {SECRET}-1", f"Bearer {SECRET}-2"]
+    # The refresh passes claims (a token issued after now), which makes azure-identity skip its cache.
+    assert credential.claims[0] is None and '"nbf":{"essential":true' in (credential.claims[1] or "")
     server.script(POOL, unauthorized)
     with pytest.raises(ArmError) as caught:
         client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
     assert caught.value.kind == ErrorKind.UNAUTHORIZED
     assert len(server.requests) == 4  # one refresh, one retry, no more
+
+
+def test_401_claims_challenge_is_passed_to_the_credential(server: ScriptedServer) -> None:
+    challenge = 'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ=="'
+    server.script(POOL, Reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "revoked"}}, {"WWW-Authenticate": challenge}), Reply(200, {}))
+    credential = FakeCredential()
+    client, _, _ = client_for(server, credential)
+    client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert credential.claims == [None, '{"access_token":{"nbf":{"essential":true}}}']
 
 
 @pytest.mark.parametrize(
@@ -198,7 +211,7 @@ def test_connection_refused_is_a_transport_error_counted_as_error() -> None:
 
 def test_credential_failure_is_typed_and_does_not_call_arm(server: ScriptedServer) -> None:
     class Broken:
-        def get_token(self, *scopes: str) -> Token:
+        def get_token(self, *scopes: str, claims: str | None = None) -> Token:
             raise RuntimeError("identity endpoint said no\nsecond line")
 
     client = ArmClient(server.url, Broken(), "scope", sleep=lambda _: None)

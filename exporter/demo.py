@@ -1,0 +1,44 @@
+"""``--demo``: the ARM simulator in-process, and settings and a credential pointing at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .arm import TokenCredential
+from .config import Settings, load_settings
+
+DEMO_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEMO_INTERVAL_SECONDS = 5
+
+
+@dataclass
+class Demo:
+    settings: Settings
+    credential: TokenCredential
+    stop: Callable[[], None]
+
+
+def start_demo() -> Demo:
+    """Start the simulator's demo world on a loopback port; the real azure-identity fetches tokens from it."""
+    from azure.identity import ManagedIdentityCredential
+
+    from .simulator import Simulator, SimulatorServer
+
+    simulator = Simulator.demo()
+    server = SimulatorServer(simulator, host="127.0.0.1", port=0, tick_interval=1.0).start()
+    os.environ["IDENTITY_ENDPOINT"] = server.identity_endpoint
+    os.environ["IDENTITY_HEADER"] = server.identity_header
+    pools = [
+        {"subscription_id": pool.subscription_id, "resource_group": pool.resource_group, "name": pool.name}
+        for pool in simulator.pools("container_group", DEMO_SUBSCRIPTION)
+    ]
+    settings = load_settings(
+        {
+            "azure": {"resource_manager_endpoint": server.url},
+            "polling": {"interval": DEMO_INTERVAL_SECONDS, "timeout": 5, "stale_after": 60},
+            "pools": pools,
+        }
+    )
+    return Demo(settings=settings, credential=ManagedIdentityCredential(), stop=server.stop)
