@@ -1,0 +1,285 @@
+"""JSON bodies in the REST form Azure Resource Manager returns them."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from .entities import (
+    CONTAINER_GROUP_STATES,
+    VIRTUAL_MACHINE_STATES,
+    ContainerGroup,
+    ContainerGroupPool,
+    Pool,
+    VirtualMachine,
+    VirtualMachinePool,
+)
+
+Json = dict[str, Any]
+Wall = Callable[[float], float]  # simulator clock -> epoch seconds
+
+STANDBY = "Microsoft.StandbyPool"
+CONTAINER_POOLS = "standbyContainerGroupPools"
+VM_POOLS = "standbyVirtualMachinePools"
+IMAGE = "mcr.microsoft.com/azuredocs/aci-helloworld:latest"
+IMAGE_DIGEST = "mcr.microsoft.com/azuredocs/aci-helloworld@sha256:565dba8ce20ca1a311c2d9485089d7ddc935dd50140510050345a1b0ea4ffa6e"
+HEALTH_MESSAGES = {
+    "healthstate/healthy": "The pool is healthy.",
+    "healthstate/degraded": "Instance creation failed repeatedly; creating instances is paused for 30 seconds.",
+}
+
+
+def since(api_version: str, first: str) -> bool:
+    """True when ``api_version`` is ``first`` or newer (previews sort by their date)."""
+    return api_version[:10] >= first
+
+
+def rfc3339(epoch: float) -> str:
+    """UTC timestamp with a Z suffix, as ARM writes them."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def arm_error(code: str, message: str) -> Json:
+    """ARM's error envelope."""
+    return {"error": {"code": code, "message": message}}
+
+
+def pool_id(pool: Pool) -> str:
+    """Resource id of a standby pool."""
+    kind = CONTAINER_POOLS if isinstance(pool, ContainerGroupPool) else VM_POOLS
+    return (f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}"
+            f"/providers/{STANDBY}/{kind}/{pool.name}")
+
+
+def _tracked(pool: Pool, properties: Json, wall: Wall) -> Json:
+    created = rfc3339(wall(pool.created_at))
+    return {
+        "id": pool_id(pool),
+        "name": pool.name,
+        "type": f"{STANDBY}/{pool_id(pool).split('/')[-2]}",
+        "location": pool.location,
+        "tags": dict(pool.tags or {}),
+        "systemData": {
+            "createdBy": "simulator@example.com", "createdByType": "User", "createdAt": created,
+            "lastModifiedBy": "simulator@example.com", "lastModifiedByType": "User", "lastModifiedAt": created,
+        },
+        "properties": properties,
+    }
+
+
+def container_group_pool(pool: ContainerGroupPool, api_version: str, wall: Wall) -> Json:
+    """GET .../standbyContainerGroupPools/{pool}."""
+    group_scope = f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}/providers"
+    elasticity: Json = {"maxReadyCapacity": pool.max_ready_capacity, "refillPolicy": "always"}
+    if since(api_version, "2025-10-01"):
+        elasticity["dynamicSizing"] = {"enabled": pool.forecast}
+    properties: Json = {
+        "elasticityProfile": elasticity,
+        "containerGroupProperties": {
+            "containerGroupProfile": {
+                "id": f"{group_scope}/Microsoft.ContainerInstance/containerGroupProfiles/{pool.name}-profile",
+                "revision": 1,
+            },
+            "subnetIds": [{"id": f"{group_scope}/Microsoft.Network/virtualNetworks/{pool.name}-vnet/subnets/default"}],
+        },
+        "provisioningState": pool.provisioning_state,
+    }
+    if pool.zones and since(api_version, "2025-03-01"):
+        properties["zones"] = list(pool.zones)
+    return _tracked(pool, properties, wall)
+
+
+def virtual_machine_pool(pool: VirtualMachinePool, wall: Wall) -> Json:
+    """GET .../standbyVirtualMachinePools/{pool}."""
+    elasticity: Json = {"maxReadyCapacity": pool.max_ready_capacity}
+    if pool.min_ready_capacity is not None:
+        elasticity["minReadyCapacity"] = pool.min_ready_capacity
+    return _tracked(pool, {
+        "elasticityProfile": elasticity,
+        "virtualMachineState": pool.virtual_machine_state,
+        "attachedVirtualMachineScaleSetId": (
+            f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachineScaleSets/{pool.scale_set_name}"),
+        "provisioningState": pool.provisioning_state,
+    }, wall)
+
+
+def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool) -> Json:
+    """GET .../{pool}/runtimeViews/latest: counts by (zone and) state, health and forecast by api-version."""
+    states = CONTAINER_GROUP_STATES if isinstance(pool, ContainerGroupPool) else VIRTUAL_MACHINE_STATES
+    modern = since(api_version, "2025-03-01")
+    counts = pool.zone_counts()
+
+    def by_state(counter: Counter[str]) -> list[Json]:
+        return [{"state": state.lower() if lowercase else state, "count": counter[state]} for state in states]
+
+    if pool.zones and modern:
+        summaries = [{"zone": int(zone) if zone.isdigit() else zone,
+                      "instanceCountsByState": by_state(counts.get(zone, Counter()))} for zone in pool.zones]
+    else:
+        summaries = [{"instanceCountsByState": by_state(sum(counts.values(), Counter()))}]
+    properties: Json = {"instanceCountSummary": summaries}
+    if modern and pool.health is not None:
+        properties["status"] = {"code": pool.health, "message": HEALTH_MESSAGES.get(pool.health.lower(), "")}
+    if modern and pool.forecast:
+        properties["prediction"] = prediction(pool, now_wall)
+    properties["provisioningState"] = pool.provisioning_state
+    kind = pool_id(pool).split("/")[-2]
+    return {"id": f"{pool_id(pool)}/runtimeViews/latest", "name": "latest",
+            "type": f"{STANDBY}/{kind}/runtimeViews", "properties": properties}
+
+
+def prediction(pool: Pool, now_wall: float) -> Json:
+    """A 12-hour forecast starting at the next full hour; forecastInfo in one of two key styles."""
+    start_hour = int(now_wall // 3600) + 1
+    rng = random.Random(f"{pool.name.lower()}/{start_hour}")
+
+    def demand(hour: int) -> int:
+        wave = 0.55 + 0.35 * math.sin(2 * math.pi * hour / 24)
+        return max(0, round(pool.max_ready_capacity * wave) + rng.randint(-1, 1))
+
+    values = [demand(start_hour + i) for i in range(12)]
+    history = [demand(start_hour - 12 + i) for i in range(12)]
+    accuracy = rng.randint(70, 95)
+    info: Json
+    if pool.forecast_style == 0:
+        info = {"forecastAccuracy": accuracy, "seriesUnitIntervalInMins": 60,
+                "instancesRequestedCount_recentHistory": json.dumps(history)}
+    else:
+        info = {"SeriesUnitIntervalInMins": 60, "InstancesRequestedCountRecentHistory": history,
+                "ForecastAccuracy": float(accuracy)}
+    return {
+        "forecastValues": {"instancesRequestedCount": values},
+        "forecastStartTime": datetime.fromtimestamp(start_hour * 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "forecastInfo": json.dumps(info),
+    }
+
+
+def _status(group: ContainerGroup) -> tuple[str, str, str]:
+    """(provisioningState, instanceView.state, container state) before overrides."""
+    if group.pool is not None:
+        if group.phase == "Creating":
+            pending = zlib.crc32(group.name.encode()) % 2 == 0
+            return ("Pending" if pending else "Creating"), "Pending", "Waiting"
+        return ("Deleting" if group.phase == "Deleting" else "Succeeded"), "Running", "Running"
+    state = group.instance_state
+    container = {"Running": "Running", "Pending": "Waiting"}.get(state, "Terminated")
+    provisioning = state if state in ("Pending", "Failed") else "Succeeded"
+    return provisioning, state, container
+
+
+def _event(name: str, message: str, at: float) -> Json:
+    stamp = rfc3339(at)
+    return {"count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp, "name": name, "message": message,
+            "type": "Normal"}
+
+
+def _container_instance_view(group: ContainerGroup, state: str, wall: Wall) -> Json:
+    created, ready = wall(group.created_at), wall(group.ready_at)
+    events = [_event("Pulling", f'pulling image "{IMAGE_DIGEST}"', created)]
+    current: Json = {"state": state, "detailStatus": "ContainerCreating" if state == "Waiting" else ""}
+    if state != "Waiting":
+        events.append(_event("Pulled", f'Successfully pulled image "{IMAGE_DIGEST}"', (created + ready) / 2))
+        events.append(_event("Started", "Started container", ready))
+        current["startTime"] = rfc3339(ready)
+    if state == "Terminated":
+        current.update(exitCode=1 if group.instance_state == "Failed" else 0, finishTime=rfc3339(ready + 60.0),
+                       detailStatus="Error" if group.instance_state == "Failed" else "Completed")
+    return {"restartCount": 0, "currentState": current, "events": events}
+
+
+def container_group_id(group: ContainerGroup) -> str:
+    """Resource id of a container group; ACI reports the resource group lower-cased."""
+    return (f"/subscriptions/{group.subscription_id}/resourceGroups/{group.resource_group.lower()}"
+            f"/providers/Microsoft.ContainerInstance/containerGroups/{group.name}")
+
+
+def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall) -> Json:
+    """A container group; the list form has no instanceView anywhere, the GET form has both."""
+    provisioning, state, container_state = _status(group)
+    provisioning = group.overrides.get("provisioning_state", provisioning)
+    state = group.overrides.get("state", state)
+    container_state = group.overrides.get("container_state", container_state)
+    container: Json = {
+        "image": IMAGE, "command": [], "ports": [{"port": 8000}], "environmentVariables": [],
+        "resources": {"requests": {"memoryInGB": 1.5, "cpu": 1.0}},
+    }
+    address: Json = {"ports": [{"protocol": "TCP", "port": 8000}], "type": "Public"}
+    if state == "Running":
+        octets = zlib.crc32(group.name.encode()).to_bytes(4, "big")
+        address["ip"] = f"20.{octets[1]}.{octets[2]}.{octets[3]}"
+    properties: Json = {
+        "sku": "Standard",
+        "provisioningState": provisioning,
+        "containers": [{"name": "mycontainerprofile", "properties": container}],
+        "initContainers": [],
+        "imageRegistryCredentials": [],
+        "restartPolicy": "Always",
+        "ipAddress": address,
+        "osType": "Linux",
+    }
+    if with_instance_view:
+        container["instanceView"] = _container_instance_view(group, container_state, wall)
+        properties["instanceView"] = {"events": [], "state": state}
+    body: Json = {
+        "id": container_group_id(group),
+        "name": group.name,
+        "type": "Microsoft.ContainerInstance/containerGroups",
+        "location": group.location,
+        "tags": group.tags,
+        "properties": properties,
+    }
+    if group.zone is not None:
+        body["zones"] = [group.zone]
+    return body
+
+
+def virtual_machine_id(vm: VirtualMachine) -> str:
+    """Resource id of a VM."""
+    return (f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{vm.name}")
+
+
+def standby_virtual_machine(pool: VirtualMachinePool, vm: VirtualMachine) -> Json:
+    """One entry of .../standbyVirtualMachinePools/{pool}/standbyVirtualMachines."""
+    return {
+        "id": f"{pool_id(pool)}/standbyVirtualMachines/{vm.name}",
+        "name": vm.name,
+        "type": f"{STANDBY}/{VM_POOLS}/standbyVirtualMachines",
+        "properties": {"virtualMachineResourceId": virtual_machine_id(vm), "provisioningState": "Succeeded"},
+    }
+
+
+_POWER_STATES = {  # VM state -> (PowerState code, display status)
+    "Starting": ("starting", "VM starting"),
+    "Running": ("running", "VM running"),
+    "Deallocating": ("deallocating", "VM deallocating"),
+    "Deallocated": ("deallocated", "VM deallocated"),
+    "Hibernating": ("deallocating", "VM deallocating"),
+    "Hibernated": ("deallocated", "VM deallocated"),
+}
+
+
+def vm_instance_view(vm: VirtualMachine, wall: Wall) -> Json:
+    """GET .../virtualMachines/{vm}/instanceView."""
+    created = rfc3339(wall(vm.created_at))
+    if vm.state == "Creating":
+        statuses: list[Json] = [{"code": "ProvisioningState/creating", "level": "Info",
+                                 "displayStatus": "Creating", "time": created}]
+    else:
+        power, display = _POWER_STATES[vm.state]
+        statuses = [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded",
+             "time": created},
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": display},
+        ]
+        if vm.state.startswith("Hibernat"):
+            statuses.append({"code": f"HibernationState/{vm.state}", "level": "Info", "displayStatus": vm.state})
+    return {"computerName": vm.name, "osName": "ubuntu", "hyperVGeneration": "V2",
+            "isVMInStandbyPool": vm.pool is not None, "bootDiagnostics": {}, "statuses": statuses}

@@ -1,0 +1,434 @@
+"""The simulated Azure world: pools, members, their lifecycle, and the knobs tests turn."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypedDict
+
+from .access import ReadThrottle, TokenIssuer
+from .entities import (
+    VM_TRANSITION,
+    ContainerGroup,
+    ContainerGroupPool,
+    Pool,
+    VirtualMachine,
+    VirtualMachinePool,
+    key,
+)
+from .faults import FaultSet
+
+HEALTHY = "HealthState/healthy"
+DEGRADED = "HealthState/degraded"
+DEGRADED_PAUSE_SECONDS = 30.0  # a degraded pool pauses creating instances this long (Azure docs)
+FLAKY_DEGRADE_PER_SECOND = 1 / 120  # chance per second that a flaky pool turns degraded
+CLAIMED_VM_RETENTION = 600.0  # claimed VMs stay visible (isVMInStandbyPool false) this long
+
+
+class _PoolFields(TypedDict):
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str
+    max_ready_capacity: int
+    zones: list[str] | None
+    health: str | None
+    forecast: bool
+    forecast_style: int
+    refill: bool
+    tags: dict[str, str] | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the simulator answered (status 0: connection reset)."""
+
+    time: float
+    wall_time: float
+    method: str
+    path: str
+    query: dict[str, str]
+    subscription_id: str | None
+    status: int
+    operation: str
+
+
+class Simulator:
+    """State and lifecycle of simulated standby pools; thread-safe, time taken from ``clock``."""
+
+    def __init__(
+        self,
+        seed: int = 1,
+        page_size: int = 50,
+        latency: float = 0.0,
+        read_bucket: int | None = 250,
+        read_refill_per_second: float = 25.0,
+        create_seconds: tuple[float, float] = (3.0, 8.0),
+        claim_probability: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        deleting_seconds: float = 2.0,
+        lowercase_states: float = 0.05,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.page_size = page_size
+        self.latency = latency
+        self.create_seconds = create_seconds
+        self.claim_probability = claim_probability
+        self.deleting_seconds = deleting_seconds
+        self.lowercase_states = lowercase_states
+        self.clock = clock
+        self.lock = threading.RLock()  # guards all world state below
+        self.faults = FaultSet()
+        self.tokens = TokenIssuer(clock)
+        self.throttle = ReadThrottle(read_bucket, read_refill_per_second, clock)
+        self.requests: list[RequestRecord] = []
+        self._requests_lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._noise = random.Random(f"{seed}/noise")
+        self._wall_offset = time.time() - clock()
+        self._last_tick = clock()
+        self._forecast_pools = 0
+        self._pools: dict[tuple[str, ...], Pool] = {}
+        self._container_groups: dict[tuple[str, ...], ContainerGroup] = {}
+        self._virtual_machines: dict[tuple[str, ...], VirtualMachine] = {}
+        self._resource_groups: dict[tuple[str, ...], str] = {}
+
+    @classmethod
+    def demo(cls, seed: int = 1) -> Simulator:
+        """A ready demo world whose numbers change every few seconds."""
+        from .demo import build_demo
+
+        return build_demo(cls, seed)
+
+    # ---- building the world -------------------------------------------------------------------
+
+    def add_container_group_pool(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        location: str = "westeurope",
+        max_ready_capacity: int = 10,
+        running: int | None = None,
+        creating: int = 0,
+        zones: list[str] | None = None,
+        health: str | None = HEALTHY,
+        forecast: bool = False,
+        provisioning_state: str = "Succeeded",
+        refill: bool = True,
+        tags: dict[str, str] | None = None,
+    ) -> ContainerGroupPool:
+        """Add a container group pool with ``running`` ready members (None: full) and ``creating`` new ones."""
+        with self.lock:
+            pool = ContainerGroupPool(
+                **self._pool_fields(subscription_id, resource_group, name, location, max_ready_capacity,
+                                    zones, health, forecast, refill, tags),
+                provisioning_state=provisioning_state,
+            )
+            self._add_pool("container_group", pool)
+            now = self.clock()
+            for _ in range(max_ready_capacity if running is None else running):
+                self._new_container_group(pool, now, ready=True)
+            for _ in range(creating):
+                self._new_container_group(pool, now)
+            return pool
+
+    def add_container_group(
+        self, subscription_id: str, resource_group: str, name: str, state: str = "Running",
+        location: str = "westeurope",
+    ) -> ContainerGroup:
+        """Add a container group that belongs to no pool, with instanceView.state ``state``."""
+        with self.lock:
+            self._register_resource_group(subscription_id, resource_group)
+            now = self.clock()
+            group = ContainerGroup(
+                subscription_id=subscription_id.lower(), resource_group=resource_group, name=name,
+                location=location, created_at=now - 3600.0, ready_at=now - 3590.0, phase="Running",
+                instance_state=state,
+            )
+            self._container_groups[key(subscription_id, resource_group, name)] = group
+            return group
+
+    def add_virtual_machine_pool(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        location: str = "westeurope",
+        max_ready_capacity: int = 5,
+        min_ready_capacity: int | None = None,
+        virtual_machine_state: str = "Deallocated",
+        running: int | None = None,
+        zones: list[str] | None = None,
+        health: str | None = HEALTHY,
+        forecast: bool = False,
+        scale_set_name: str = "myScaleSet",
+        refill: bool = True,
+        tags: dict[str, str] | None = None,
+    ) -> VirtualMachinePool:
+        """Add a VM pool with ``running`` ready VMs (in ``virtual_machine_state``; None: full)."""
+        if virtual_machine_state not in VM_TRANSITION:
+            raise ValueError(f"virtual_machine_state must be one of {sorted(VM_TRANSITION)}")
+        with self.lock:
+            pool = VirtualMachinePool(
+                **self._pool_fields(subscription_id, resource_group, name, location, max_ready_capacity,
+                                    zones, health, forecast, refill, tags),
+                min_ready_capacity=min_ready_capacity,
+                virtual_machine_state=virtual_machine_state,
+                scale_set_name=scale_set_name,
+            )
+            self._add_pool("virtual_machine", pool)
+            now = self.clock()
+            for _ in range(max_ready_capacity if running is None else running):
+                self._new_virtual_machine(pool, now, ready=True)
+            return pool
+
+    # ---- steering the world -------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance every lifecycle to ``clock()``: finish creations, random claims, refills, removals."""
+        with self.lock:
+            now = self.clock()
+            elapsed = max(0.0, now - self._last_tick)
+            self._last_tick = now
+            for pool in list(self._pools.values()):
+                self._advance_health(pool, now, elapsed)
+                if isinstance(pool, ContainerGroupPool):
+                    self._advance_container_groups(pool, now)
+                elif isinstance(pool, VirtualMachinePool):
+                    self._advance_virtual_machines(pool, now)
+                if self.claim_probability > 0 and self._rng.random() < self.claim_probability:
+                    self._claim(pool, self._rng.randint(1, 2), now)
+                if pool.refill and not pool.degraded:
+                    self._refill(pool, now)
+            for vm_key, vm in list(self._virtual_machines.items()):
+                if vm.claimed_at is not None and now - vm.claimed_at >= CLAIMED_VM_RETENTION:
+                    del self._virtual_machines[vm_key]
+
+    def claim(self, subscription_id: str, resource_group: str, pool_name: str, count: int = 1) -> list[str]:
+        """Hand out up to ``count`` ready members (oldest first); return their names."""
+        with self.lock:
+            return self._claim(self._find_pool(subscription_id, resource_group, pool_name), count, self.clock())
+
+    def deplete(self, subscription_id: str, resource_group: str, pool_name: str) -> None:
+        """Hand out every member and stop refilling, so the pool reaches Running 0."""
+        with self.lock:
+            pool = self._find_pool(subscription_id, resource_group, pool_name)
+            pool.refill = False
+            self._claim(pool, None, self.clock(), ready_only=False)
+
+    def set_refill(self, subscription_id: str, resource_group: str, pool_name: str, enabled: bool) -> None:
+        """Turn refilling (creating members up to maxReadyCapacity on tick) on or off."""
+        with self.lock:
+            self._find_pool(subscription_id, resource_group, pool_name).refill = enabled
+
+    def set_health(self, subscription_id: str, resource_group: str, pool_name: str, code: str | None) -> None:
+        """Set the runtime view health code (None: no status); a degraded pool creates nothing."""
+        with self.lock:
+            pool = self._find_pool(subscription_id, resource_group, pool_name)
+            pool.health, pool.recover_at = code, None
+
+    def delete_pool(self, subscription_id: str, resource_group: str, pool_name: str) -> None:
+        """Delete a pool and its members; its paths then answer 404."""
+        with self.lock:
+            pool = self._find_pool(subscription_id, resource_group, pool_name)
+            if isinstance(pool, ContainerGroupPool):
+                del self._pools[("container_group", *key(subscription_id, resource_group, pool_name))]
+                for group in pool.members.values():
+                    del self._container_groups[key(group.subscription_id, group.resource_group, group.name)]
+            elif isinstance(pool, VirtualMachinePool):
+                del self._pools[("virtual_machine", *key(subscription_id, resource_group, pool_name))]
+                for vm in pool.members.values():
+                    del self._virtual_machines[key(vm.subscription_id, vm.resource_group, vm.name)]
+
+    def set_member_state(
+        self, subscription_id: str, resource_group: str, member_name: str,
+        provisioning_state: str | None = None, state: str | None = None, container_state: str | None = None,
+    ) -> None:
+        """Override what a container group's GET reports (None leaves a field alone); counts are unaffected."""
+        with self.lock:
+            group = self._container_groups.get(key(subscription_id, resource_group, member_name))
+            if group is None:
+                raise KeyError(f"no container group {resource_group}/{member_name} in {subscription_id}")
+            changes = {"provisioning_state": provisioning_state, "state": state, "container_state": container_state}
+            group.overrides.update({name: value for name, value in changes.items() if value is not None})
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued token: ARM answers 401 until a new one is fetched."""
+        self.tokens.revoke_all()
+
+    def record(self, record: RequestRecord) -> None:
+        """Append to ``requests`` (thread-safe)."""
+        with self._requests_lock:
+            self.requests.append(record)
+
+    def reset_requests(self) -> None:
+        """Forget recorded requests."""
+        with self._requests_lock:
+            self.requests.clear()
+
+    # ---- reading the world (call with ``lock`` held) -----------------------------------------------
+
+    def wall(self, at: float) -> float:
+        """Epoch seconds for a simulator clock reading."""
+        return self._wall_offset + at
+
+    def subscription_known(self, subscription_id: str) -> bool:
+        """True once anything was added to the subscription."""
+        sub = subscription_id.lower()
+        return any(rg_key[0] == sub for rg_key in self._resource_groups)
+
+    def resource_group_known(self, subscription_id: str, resource_group: str) -> bool:
+        """True once anything was added to the resource group."""
+        return key(subscription_id, resource_group) in self._resource_groups
+
+    def pool(self, kind: str, subscription_id: str, resource_group: str, name: str) -> Pool | None:
+        """The pool of ``kind`` ("container_group" | "virtual_machine"), or None."""
+        return self._pools.get((kind, *key(subscription_id, resource_group, name)))
+
+    def pools(self, kind: str, subscription_id: str, resource_group: str | None = None) -> list[Pool]:
+        """Pools of ``kind`` in the subscription, optionally only one resource group."""
+        wanted = key(subscription_id) if resource_group is None else key(subscription_id, resource_group)
+        return [pool for pool_key, pool in self._pools.items()
+                if pool_key[0] == kind and pool_key[1:1 + len(wanted)] == wanted]
+
+    def container_group(self, subscription_id: str, resource_group: str, name: str) -> ContainerGroup | None:
+        """A container group (member or not), or None."""
+        return self._container_groups.get(key(subscription_id, resource_group, name))
+
+    def container_groups(self, subscription_id: str, resource_group: str | None = None) -> list[ContainerGroup]:
+        """Container groups in the subscription, optionally only one resource group."""
+        wanted = key(subscription_id) if resource_group is None else key(subscription_id, resource_group)
+        return [group for group_key, group in self._container_groups.items() if group_key[:len(wanted)] == wanted]
+
+    def virtual_machine(self, subscription_id: str, resource_group: str, name: str) -> VirtualMachine | None:
+        """A VM created by a pool (still pooled or recently claimed), or None."""
+        return self._virtual_machines.get(key(subscription_id, resource_group, name))
+
+    def lowercase_states_now(self) -> bool:
+        """Seeded coin flip: should this runtime view spell states in lower case, as some Azure examples do?"""
+        return self._noise.random() < self.lowercase_states
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _pool_fields(
+        self, subscription_id: str, resource_group: str, name: str, location: str, max_ready_capacity: int,
+        zones: list[str] | None, health: str | None, forecast: bool, refill: bool, tags: dict[str, str] | None,
+    ) -> _PoolFields:
+        style = self._forecast_pools % 2
+        self._forecast_pools += int(forecast)
+        return _PoolFields(
+            subscription_id=subscription_id.lower(), resource_group=resource_group, name=name, location=location,
+            max_ready_capacity=max_ready_capacity, zones=list(zones) if zones else None, health=health,
+            forecast=forecast, forecast_style=style, refill=refill, tags=tags, created_at=self.clock(),
+        )
+
+    def _add_pool(self, kind: str, pool: Pool) -> None:
+        pool_key = (kind, *key(pool.subscription_id, pool.resource_group, pool.name))
+        if pool_key in self._pools:
+            raise ValueError(f"pool {pool.resource_group}/{pool.name} already exists")
+        self._register_resource_group(pool.subscription_id, pool.resource_group)
+        self._pools[pool_key] = pool
+
+    def _register_resource_group(self, subscription_id: str, resource_group: str) -> None:
+        self._resource_groups.setdefault(key(subscription_id, resource_group), resource_group)
+
+    def _find_pool(self, subscription_id: str, resource_group: str, name: str) -> Pool:
+        for kind in ("container_group", "virtual_machine"):
+            pool = self.pool(kind, subscription_id, resource_group, name)
+            if pool is not None:
+                return pool
+        raise KeyError(f"no standby pool {resource_group}/{name} in {subscription_id}")
+
+    def _unique_name(self, prefix: str, taken: Mapping[tuple[str, ...], object], pool: Pool) -> str:
+        while True:
+            name = f"{prefix}_{self._rng.getrandbits(32):08x}"
+            if key(pool.subscription_id, pool.resource_group, name) not in taken:
+                return name
+
+    def _lifetime(self, now: float, ready: bool) -> tuple[float, float]:
+        """(created, ready) times of a new member: starting now, or ready for a while already."""
+        duration = self._rng.uniform(*self.create_seconds)
+        if not ready:
+            return now, now + duration
+        ready_at = now - self._rng.uniform(60.0, 3600.0)
+        return ready_at - duration, ready_at
+
+    def _new_container_group(self, pool: ContainerGroupPool, now: float, ready: bool = False) -> ContainerGroup:
+        name = self._unique_name(pool.name.lower(), self._container_groups, pool)
+        created_at, ready_at = self._lifetime(now, ready)
+        group = ContainerGroup(
+            subscription_id=pool.subscription_id, resource_group=pool.resource_group, name=name,
+            location=pool.location, created_at=created_at, ready_at=ready_at, pool=pool,
+            zone=pool.least_used_zone(), phase="Running" if ready else "Creating",
+        )
+        pool.members[name.lower()] = group
+        self._container_groups[key(pool.subscription_id, pool.resource_group, name)] = group
+        return group
+
+    def _new_virtual_machine(self, pool: VirtualMachinePool, now: float, ready: bool = False) -> VirtualMachine:
+        name = self._unique_name(pool.scale_set_name, self._virtual_machines, pool)
+        created_at, ready_at = self._lifetime(now, ready)
+        vm = VirtualMachine(
+            subscription_id=pool.subscription_id, resource_group=pool.resource_group, name=name,
+            location=pool.location, created_at=created_at, pool=pool, zone=pool.least_used_zone(),
+            state=pool.virtual_machine_state if ready else "Creating", state_until=None if ready else ready_at,
+        )
+        pool.members[name.lower()] = vm
+        self._virtual_machines[key(pool.subscription_id, pool.resource_group, name)] = vm
+        return vm
+
+    def _advance_health(self, pool: Pool, now: float, elapsed: float) -> None:
+        if pool.recover_at is not None and now >= pool.recover_at:
+            pool.health, pool.recover_at = HEALTHY, None
+        elif pool.flaky_health and not pool.degraded and self._rng.random() < elapsed * FLAKY_DEGRADE_PER_SECOND:
+            pool.health, pool.recover_at = DEGRADED, now + DEGRADED_PAUSE_SECONDS
+
+    def _advance_container_groups(self, pool: ContainerGroupPool, now: float) -> None:
+        for name, group in list(pool.members.items()):
+            if group.phase == "Creating" and now >= group.ready_at:
+                group.phase = "Running"
+            elif group.phase == "Deleting" and group.gone_at is not None and now >= group.gone_at:
+                del pool.members[name]
+                del self._container_groups[key(group.subscription_id, group.resource_group, group.name)]
+
+    def _advance_virtual_machines(self, pool: VirtualMachinePool, now: float) -> None:
+        transition = VM_TRANSITION[pool.virtual_machine_state]
+        for vm in pool.members.values():
+            if vm.state_until is None or now < vm.state_until:
+                continue
+            if vm.state == "Creating":
+                vm.state, vm.state_until = transition, now + (vm.state_until - vm.created_at) / 2
+            else:
+                vm.state, vm.state_until = pool.virtual_machine_state, None
+
+    def _claim(self, pool: Pool, count: int | None, now: float, ready_only: bool = True) -> list[str]:
+        """Hand out ``count`` members (None: all), oldest first; only ready ones unless ``ready_only`` is off."""
+        if isinstance(pool, ContainerGroupPool):
+            groups = [g for g in pool.members.values() if g.phase == "Running" or (not ready_only and g.phase == "Creating")]
+            chosen_groups = sorted(groups, key=lambda g: g.ready_at)[:count]
+            for group in chosen_groups:
+                group.phase, group.gone_at = "Deleting", now + self.deleting_seconds
+            return [group.name for group in chosen_groups]
+        assert isinstance(pool, VirtualMachinePool)
+        vms = [vm for vm in pool.members.values() if not ready_only or vm.state == pool.virtual_machine_state]
+        chosen_vms = sorted(vms, key=lambda vm: vm.created_at)[:count]
+        for vm in chosen_vms:
+            del pool.members[vm.name.lower()]
+            vm.pool, vm.claimed_at, vm.state, vm.state_until = None, now, "Running", None
+        return [vm.name for vm in chosen_vms]
+
+    def _refill(self, pool: Pool, now: float) -> None:
+        if isinstance(pool, ContainerGroupPool):
+            live = sum(1 for group in pool.members.values() if group.phase != "Deleting")
+            for _ in range(pool.max_ready_capacity - live):
+                self._new_container_group(pool, now)
+        elif isinstance(pool, VirtualMachinePool):
+            live = sum(1 for vm in pool.members.values() if vm.state != "Deleting")
+            for _ in range(pool.max_ready_capacity - live):
+                self._new_virtual_machine(pool, now)
