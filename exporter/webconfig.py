@@ -1,0 +1,579 @@
+"""``--web.config.file``: TLS, basic auth and response headers, in the Prometheus exporter-toolkit format.
+
+Format: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md.
+Relative file names are relative to the web config file's directory. Every problem (unknown key,
+bad value, unreadable or unusable file) is collected with its dotted path and raised together as
+one :class:`WebConfigError`.
+
+How the toolkit's Go settings map onto Python's :mod:`ssl`:
+
+* ``client_auth_type`` -> ``SSLContext.verify_mode``:
+
+  - ``NoClientCert`` (default): ``CERT_NONE``. Setting ``client_ca_file`` with it is an error, as in
+    the toolkit.
+  - ``RequestClientCert``: Go asks for a certificate and never verifies it, which grants nothing, so
+    without ``client_ca_file`` this is ``CERT_NONE``. With ``client_ca_file`` it is ``CERT_OPTIONAL``:
+    a certificate that is presented must verify against the CA (stricter than Go).
+  - ``RequireAnyClientCert`` (and its old alias ``RequireClientCert``): ``ssl`` cannot require a
+    certificate without verifying it, so ``client_ca_file`` is required and this is ``CERT_REQUIRED``,
+    i.e. the same as ``RequireAndVerifyClientCert`` (stricter than Go).
+  - ``VerifyClientCertIfGiven``: ``CERT_OPTIONAL``; ``client_ca_file`` required. Exact.
+  - ``RequireAndVerifyClientCert``: ``CERT_REQUIRED``; ``client_ca_file`` required. Exact.
+
+* ``min_version``/``max_version`` (``TLS10`` ... ``TLS13``; default ``TLS12``/``TLS13``) ->
+  ``minimum_version``/``maximum_version``. OpenSSL's security level may still refuse TLS 1.0/1.1.
+* ``cipher_suites`` takes Go's names (``tls.CipherSuites()``). The TLS 1.2 ones are translated to
+  OpenSSL names and applied in order with ``set_ciphers``; TLS 1.3 names are accepted and have no
+  effect (TLS 1.3 suites are not configurable in Go either).
+* ``prefer_server_cipher_suites`` (default true) -> ``OP_CIPHER_SERVER_PREFERENCE`` (TLS <= 1.2).
+* ``curve_preferences`` takes ``CurveP256``, ``CurveP384``, ``CurveP521``, ``X25519``. ``ssl`` can set
+  one group only (``set_ecdh_curve``), so a single entry is enforced exactly; with several entries
+  OpenSSL's default groups are used (they include all four, X25519 and P-256 first).
+* ``http_server_config.http2`` is accepted and has no effect: the server speaks HTTP/1.1 only.
+* ``http_server_config.headers`` allows the toolkit's five headers only (``X-Frame-Options``:
+  ``deny``/``sameorigin``, ``X-Content-Type-Options``: ``nosniff``); a blank value unsets a header.
+* ``basic_auth_users`` values are bcrypt hashes (``$2a$``, ``$2b$``, ``$2y$``).
+* Not supported, and rejected rather than ignored (ignoring them would weaken what the operator
+  asked for): inline ``cert``/``key``/``client_ca``, ``client_allowed_sans``, ``rate_limit``.
+
+The HTTP server wraps each accepted socket with ``watcher.current().ssl_context()`` (None: plain
+HTTP), answers 401 with ``WWW-Authenticate: Basic`` when ``authorize(Authorization header)`` is
+false, and adds ``headers`` to every response.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import bcrypt
+import yaml
+
+CLIENT_AUTH_TYPES = (
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+)
+_CLIENT_AUTH_ALIASES = {"RequireClientCert": "RequireAnyClientCert"}
+_CA_REQUIRED = ("RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+_VERIFY_MODES = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,  # CERT_NONE without a CA, see the module docstring
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+
+TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+# Go's tls.CipherSuites() for TLS <= 1.2 -> OpenSSL names.
+TLS12_CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+TLS13_CIPHER_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+
+# Go curve names -> OpenSSL group names.
+CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1", "X25519": "X25519"}
+
+# Headers the toolkit lets operators set, with their allowed values (empty: any value).
+HEADERS: dict[str, tuple[str, ...]] = {
+    "Content-Security-Policy": (),
+    "Strict-Transport-Security": (),
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": (),
+}
+
+_TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users")
+_TLS_KEYS = (
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "min_version",
+    "max_version",
+    "cipher_suites",
+    "prefer_server_cipher_suites",
+    "curve_preferences",
+)
+_HTTP_KEYS = ("headers", "http2")
+_UNSUPPORTED = {
+    "rate_limit": "not supported by this exporter (rate-limit with a reverse proxy)",
+    "tls_server_config.cert": "inline certificates are not supported: use cert_file",
+    "tls_server_config.key": "inline keys are not supported: use key_file",
+    "tls_server_config.client_ca": "inline CA certificates are not supported: use client_ca_file",
+    "tls_server_config.client_allowed_sans": "not supported by this exporter (use a dedicated client CA instead)",
+}
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+_BCRYPT_LOCK = threading.Lock()  # one bcrypt at a time: it is CPU-heavy by design, as in the toolkit
+
+
+class WebConfigError(Exception):
+    """One or more web configuration problems, each prefixed with its dotted path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid web configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """``tls_server_config``, with file names resolved and names validated."""
+
+    cert_file: Path
+    key_file: Path
+    client_auth_type: str = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3
+    cipher_suites: tuple[str, ...] = ()  # Go names
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: tuple[str, ...] = ()  # Go names
+
+
+class _Runtime:
+    """Per-config mutable state: the SSL context and the basic-auth cache."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.context: ssl.SSLContext | None = None
+        self.dummy_hash: bytes | None = None
+        self.verified: dict[str, bytes] = {}  # user -> sha256 of the last password that passed bcrypt
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """A loaded web config. ``WebConfig()`` is the no-file default: plain HTTP, no auth, no headers."""
+
+    tls: TlsSettings | None = None
+    basic_auth_users: Mapping[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
+    headers: Mapping[str, str] = field(default_factory=dict)
+    _runtime: _Runtime = field(default_factory=_Runtime, init=False, repr=False, compare=False)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server-side context (built once, then cached), or None without TLS; WebConfigError if unusable."""
+        if self.tls is None:
+            return None
+        with self._runtime.lock:
+            if self._runtime.context is None:
+                self._runtime.context = _build_context(self.tls)
+            return self._runtime.context
+
+    def authorize(self, authorization_header: str | None) -> bool:
+        """Check an ``Authorization`` header with HTTP Basic auth; always True when no users are configured.
+
+        Unknown users are checked against a dummy hash so timing does not reveal which users exist.
+        A password that passed bcrypt is remembered as its SHA-256, so later scrapes skip bcrypt.
+        """
+        if not self.basic_auth_users:
+            return True
+        credentials = _parse_basic(authorization_header)
+        if credentials is None:
+            return False
+        user, password = credentials
+        digest = hashlib.sha256(password).digest()
+        hashed = self.basic_auth_users.get(user)
+        cached = self._runtime.verified.get(user)
+        if hashed is not None and cached is not None and hmac.compare_digest(cached, digest):
+            return True
+        ok = _bcrypt_check(password, hashed if hashed is not None else self._dummy_hash())
+        if ok and hashed is not None:
+            self._runtime.verified[user] = digest
+            return True
+        return False
+
+    def _dummy_hash(self) -> bytes:
+        """A hash of a random password with the highest cost among the configured hashes."""
+        with self._runtime.lock:
+            if self._runtime.dummy_hash is None:
+                cost = max(int(hashed[4:6]) for hashed in self.basic_auth_users.values())
+                self._runtime.dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+            return self._runtime.dummy_hash
+
+
+def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    """``Basic base64(user:password)`` -> (user, password bytes), or None when malformed."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+        user, sep, password = decoded.partition(b":")
+        return (user.decode("utf-8"), password) if sep else None
+    except ValueError:  # bad base64, non-ASCII header, user not UTF-8
+        return None
+
+
+def _bcrypt_check(password: bytes, hashed: bytes) -> bool:
+    with _BCRYPT_LOCK:
+        try:
+            return bcrypt.checkpw(password, hashed)
+        except ValueError:  # e.g. passwords over 72 bytes
+            return False
+
+
+def _refuse_password() -> bytes:
+    raise ValueError("encrypted private keys are not supported")
+
+
+def _build_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The server-side SSL context for ``tls``; WebConfigError when the files cannot be loaded."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = tls.min_version
+    context.maximum_version = tls.max_version
+    problems = []
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=_refuse_password)
+    except (OSError, ValueError) as exc:
+        problems.append(f"tls_server_config.key_file: cannot use {tls.key_file} with cert_file {tls.cert_file}: {exc}")
+    if tls.client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca_file)
+        except (OSError, ValueError) as exc:
+            problems.append(
+                f"tls_server_config.client_ca_file: no usable CA certificate in {tls.client_ca_file}: {exc}"
+            )
+    if problems:
+        raise WebConfigError(problems)
+    if tls.client_auth_type == "RequestClientCert" and tls.client_ca_file is None:
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.verify_mode = _VERIFY_MODES[tls.client_auth_type]
+    if tls12 := [TLS12_CIPHER_SUITES[name] for name in tls.cipher_suites if name in TLS12_CIPHER_SUITES]:
+        context.set_ciphers(":".join(tls12))
+    if tls.prefer_server_cipher_suites:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    if len(tls.curve_preferences) == 1:
+        context.set_ecdh_curve(CURVES[tls.curve_preferences[0]])
+    return context
+
+
+_Stamp = tuple[int, int, int, int]
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    """What identifies a file's version: inode, size, mtime, ctime; None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Loader:
+    """Reads one web config file, collecting problems and the stamp of every file read (taken before reading)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+        self.stamps: dict[Path, _Stamp | None] = {}
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def load(self) -> WebConfig | None:
+        """The validated config, or None with ``problems`` filled in."""
+        self.stamps[self.path] = _stamp(self.path)
+        try:
+            text = self.path.read_bytes()
+        except OSError as exc:
+            self.problem(str(self.path), f"cannot read: {exc.strerror or exc}")
+            return None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            self.problem(str(self.path), "not valid YAML: " + str(exc).replace("\n", " "))
+            return None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.problem("(top level)", f"must be a mapping, got {_type_name(data)}")
+            return None
+        self.check_keys(data, "", _TOP_KEYS)
+        tls = self.tls(data.get("tls_server_config"))
+        headers = self.headers(data.get("http_server_config"))
+        users = self.users(data.get("basic_auth_users"))
+        if self.problems:
+            return None
+        config = WebConfig(tls, MappingProxyType(users), MappingProxyType(headers))
+        try:
+            config.ssl_context()
+        except WebConfigError as exc:
+            self.problems.extend(exc.problems)
+            return None
+        return config
+
+    def check_keys(self, data: dict[Any, Any], prefix: str, allowed: tuple[str, ...]) -> None:
+        for key in data:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if where in _UNSUPPORTED:
+                self.problem(where, _UNSUPPORTED[where])
+            elif key not in allowed:
+                self.problem(where, f"unknown key (allowed: {', '.join(allowed)})")
+
+    def mapping(self, raw: object, where: str) -> dict[Any, Any] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.problem(where, f"must be a mapping, got {_type_name(raw)}")
+            return None
+        return raw
+
+    def choice(self, data: dict[Any, Any], prefix: str, key: str, allowed: Collection[str], default: str) -> str | None:
+        """The value, ``default`` when absent, None (problem recorded) when not one of ``allowed``."""
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or value not in allowed:
+            self.problem(f"{prefix}.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+            return None
+        return value
+
+    def boolean(self, data: dict[Any, Any], prefix: str, key: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{prefix}.{key}", f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def names(self, data: dict[Any, Any], prefix: str, key: str, allowed: Collection[str]) -> tuple[str, ...]:
+        value = data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problem(f"{prefix}.{key}", f"must be a list, got {_type_name(value)}")
+            return ()
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or item not in allowed:
+                self.problem(f"{prefix}.{key}[{index}]", f"unknown name {item!r} (known: {', '.join(allowed)})")
+        return tuple(item for item in value if isinstance(item, str) and item in allowed)
+
+    def pem_file(self, data: dict[Any, Any], prefix: str, key: str, marker: bytes, what: str) -> Path | None:
+        """Resolve a file name against the config file's directory and check the file holds ``marker``."""
+        value = data.get(key)
+        if value is None:
+            return None
+        where = f"{prefix}.{key}"
+        if not isinstance(value, str) or not value.strip():
+            self.problem(where, f"must be a file name, got {value!r}")
+            return None
+        path = self.path.parent / value
+        self.stamps[path] = _stamp(path)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            self.problem(where, f"cannot read {path}: {exc.strerror or exc}")
+            return None
+        if marker not in content:
+            self.problem(where, f"no PEM {what} in {path}")
+            return None
+        return path
+
+    def tls(self, raw: object) -> TlsSettings | None:
+        p = "tls_server_config"
+        data = self.mapping(raw, p)
+        if data is None:
+            return None
+        self.check_keys(data, p, _TLS_KEYS)
+        for key in ("cert_file", "key_file"):
+            if data.get(key) is None:
+                self.problem(f"{p}.{key}", "is required when tls_server_config is set")
+        cert_file = self.pem_file(data, p, "cert_file", b"-----BEGIN CERTIFICATE-----", "certificate")
+        key_file = self.pem_file(data, p, "key_file", b"PRIVATE KEY-----", "private key")
+        client_ca_file = self.pem_file(data, p, "client_ca_file", b"-----BEGIN CERTIFICATE-----", "certificate")
+        auth = self.choice(data, p, "client_auth_type", CLIENT_AUTH_TYPES + tuple(_CLIENT_AUTH_ALIASES), "NoClientCert")
+        auth = _CLIENT_AUTH_ALIASES.get(auth, auth) if auth is not None else None
+        ca_given = data.get("client_ca_file") is not None
+        if auth == "NoClientCert" and ca_given:
+            self.problem(
+                f"{p}.client_ca_file",
+                "set, but client_auth_type is NoClientCert (set client_auth_type, e.g. RequireAndVerifyClientCert)",
+            )
+        elif auth in _CA_REQUIRED and not ca_given:
+            why = (
+                " (Python's ssl cannot require a client certificate without verifying it)"
+                if auth == "RequireAnyClientCert"
+                else ""
+            )
+            self.problem(f"{p}.client_ca_file", f"is required when client_auth_type is {auth}{why}")
+        min_name = self.choice(data, p, "min_version", tuple(TLS_VERSIONS), "TLS12")
+        max_name = self.choice(data, p, "max_version", tuple(TLS_VERSIONS), "TLS13")
+        if min_name is not None and max_name is not None and TLS_VERSIONS[min_name] > TLS_VERSIONS[max_name]:
+            self.problem(f"{p}.max_version", f"{max_name} is lower than min_version {min_name}")
+        cipher_suites = self.names(data, p, "cipher_suites", (*TLS12_CIPHER_SUITES, *TLS13_CIPHER_SUITES))
+        prefer = self.boolean(data, p, "prefer_server_cipher_suites", True)
+        curves = self.names(data, p, "curve_preferences", tuple(CURVES))
+        if cert_file is None or key_file is None or auth is None or min_name is None or max_name is None:
+            return None
+        return TlsSettings(
+            cert_file=cert_file,
+            key_file=key_file,
+            client_auth_type=auth,
+            client_ca_file=client_ca_file,
+            min_version=TLS_VERSIONS[min_name],
+            max_version=TLS_VERSIONS[max_name],
+            cipher_suites=cipher_suites,
+            prefer_server_cipher_suites=prefer,
+            curve_preferences=curves,
+        )
+
+    def headers(self, raw: object) -> dict[str, str]:
+        p = "http_server_config"
+        data = self.mapping(raw, p)
+        if data is None:
+            return {}
+        self.check_keys(data, p, _HTTP_KEYS)
+        self.boolean(data, p, "http2", True)
+        configured = self.mapping(data.get("headers"), f"{p}.headers") or {}
+        headers: dict[str, str] = {}
+        for name, value in configured.items():
+            where = f"{p}.headers.{name}"
+            if name not in HEADERS:
+                self.problem(where, f"cannot be configured (allowed: {', '.join(HEADERS)})")
+                continue
+            if value is None or value == "":
+                continue  # blank: unset
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                self.problem(where, f"must be a string, got {_type_name(value)}")
+                continue
+            text = str(value)
+            if "\r" in text or "\n" in text:
+                self.problem(where, "must not contain line breaks")
+            elif HEADERS[name] and text not in HEADERS[name]:
+                self.problem(where, f"must be one of {', '.join(HEADERS[name])}, got {text!r}")
+            else:
+                headers[name] = text
+        return headers
+
+    def users(self, raw: object) -> dict[str, bytes]:
+        p = "basic_auth_users"
+        data = self.mapping(raw, p) or {}
+        users: dict[str, bytes] = {}
+        for user, hashed in data.items():
+            where = f"{p}.{user}"
+            if not isinstance(user, str) or not user:
+                self.problem(where, "user name must be a non-empty string")
+            elif ":" in user:
+                self.problem(
+                    where, "user name must not contain ':' (Basic auth splits user and password at the first ':')"
+                )
+            elif (
+                not isinstance(hashed, str)
+                or not (match := _BCRYPT_HASH.match(hashed))
+                or not 4 <= int(match.group(1)) <= 31
+            ):
+                # The value is not echoed: it may well be a plain-text password.
+                self.problem(where, "must be a bcrypt hash such as $2y$10$... (htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+            else:
+                users[user] = hashed.encode("ascii")
+        return users
+
+
+def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
+    """Read and validate a web config file (and the files it names); WebConfigError lists every problem."""
+    loader = _Loader(Path(path))
+    config = loader.load()
+    if config is None:
+        raise WebConfigError(loader.problems)
+    return config
+
+
+class WebConfigWatcher:
+    """The current web config, reloaded when the file, or a certificate, key or CA file it names, changes.
+
+    Files are re-stat'ed at most once per ``check_interval``. A bad new file keeps the last good
+    config and calls ``on_error`` (once per change, not on every check). Thread-safe.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[WebConfigError], None] | None = None,
+    ) -> None:
+        self._path = Path(path)
+        self._check_interval = check_interval
+        self._clock = clock
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._reloads = 0
+        self._failures = 0
+        loader = _Loader(self._path)
+        config = loader.load()
+        if config is None:
+            raise WebConfigError(loader.problems)
+        self._config = config
+        self._stamps = loader.stamps
+        self._checked_at = clock()
+
+    @property
+    def reloads_total(self) -> int:
+        """Successful reloads after the initial load."""
+        return self._reloads
+
+    @property
+    def reload_failures_total(self) -> int:
+        return self._failures
+
+    def current(self) -> WebConfig:
+        """The last good config, after reloading it if a watched file changed."""
+        error: WebConfigError | None = None
+        with self._lock:
+            now = self._clock()
+            if now - self._checked_at >= self._check_interval:
+                self._checked_at = now
+                if any(_stamp(path) != stamp for path, stamp in self._stamps.items()):
+                    error = self._reload()
+            config = self._config
+        if error is not None and self._on_error is not None:
+            self._on_error(error)
+        return config
+
+    def _reload(self) -> WebConfigError | None:
+        loader = _Loader(self._path)
+        config = loader.load()
+        self._stamps = loader.stamps  # also after a failure: retry only when something changes again
+        if config is None:
+            self._failures += 1
+            return WebConfigError(loader.problems)
+        self._config = config
+        self._reloads += 1
+        return None
