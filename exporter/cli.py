@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from . import __version__, logs
 from .arm import ArmClient, TokenCredential
 from .armstats import ArmStats
-from .collector import SnapshotCollector
+from .collector import Publisher
 from .config import ConfigError, Settings, load_file
 from .poller import Poller
 from .server import ExporterApp, ExporterHTTPServer, parse_listen_address, serve
@@ -108,13 +108,14 @@ def _run(args: argparse.Namespace, address: tuple[str, int], resources: _Resourc
     )
     resources.closers.append(client.close)
     poller = Poller(settings, client, stats)
+    publisher = Publisher(poller.snapshot)
+    poller.on_publish = publisher.publish
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: poller.snapshot))
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+    live_registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=live_registry)
+    PlatformCollector(registry=live_registry)
     try:
-        server = ExporterHTTPServer(address, ExporterApp(registry, lambda: poller.snapshot, args.telemetry_path))
+        server = ExporterHTTPServer(address, ExporterApp(publisher, live_registry, args.telemetry_path))
     except OSError as exc:
         log.error("cannot listen", extra={"address": args.listen_address, "err": str(exc)})
         return 1

@@ -89,6 +89,7 @@ class Poller:
         self._scheduler: BackgroundScheduler | None = None
         self._skipped = 0
         self._cycle_lock = threading.Lock()
+        self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
         self.snapshot = Snapshot(
             pools=tuple(PoolStatus(ref) for ref in settings.pools),
             arm=ArmStatsSnapshot(),
@@ -137,6 +138,7 @@ class Poller:
                 cycles_skipped=self._skipped,
             )
             self.snapshot = snapshot
+            self.on_publish(snapshot)
             return snapshot
 
     def _list_member_candidates(

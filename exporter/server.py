@@ -7,15 +7,15 @@ import html
 import logging
 import socket
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from . import __version__
-from .poller import Snapshot
+from .collector import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,11 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
 
 class ExporterApp:
-    """What the handler needs: the registry to render and the snapshot for status pages."""
+    """What the handler needs: the published snapshot, the small scrape-time registry, the paths."""
 
-    def __init__(self, registry: CollectorRegistry, snapshot: Callable[[], Snapshot], telemetry_path: str = "/metrics") -> None:
-        self.registry = registry
-        self.snapshot = snapshot
+    def __init__(self, publisher: Publisher, live_registry: CollectorRegistry, telemetry_path: str = "/metrics") -> None:
+        self.publisher = publisher
+        self.live_registry = live_registry  # process metrics: cheap, rendered per scrape
         self.telemetry_path = telemetry_path
 
 
@@ -64,19 +64,26 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(200, "text/plain; charset=utf-8", b"ok\n")
         elif path == "/readyz":
-            ready = app.snapshot().ready
+            ready = app.publisher.current.snapshot.ready
             self._send(200 if ready else 503, "text/plain; charset=utf-8", b"ready\n" if ready else b"not ready: polling every pool once\n")
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
 
     def _metrics(self, app: ExporterApp) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept"))
-        body = encoder(app.registry)
-        headers = {}
+        """Pre-rendered snapshot bytes plus the small live part: a scrape costs the same at any series count.
+
+        With gzip, the cached compressed snapshot and the compressed live part are sent as two gzip
+        members, which RFC 1952 readers (Prometheus, curl, urllib3) decode as one stream.
+        """
+        _, content_type = choose_encoder(self.headers.get("Accept"))
+        use_openmetrics = content_type.startswith("application/openmetrics-text")
+        exposition = app.publisher.current.exposition
+        live = (openmetrics.generate_latest if use_openmetrics else generate_latest)(app.live_registry)
         if "gzip" in (self.headers.get("Accept-Encoding") or ""):
-            body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
-        self._send(200, content_type, body, headers)
+            body = exposition.gzipped(use_openmetrics) + gzip.compress(live, compresslevel=1)
+            self._send(200, content_type, body, {"Content-Encoding": "gzip"})
+        else:
+            self._send(200, content_type, exposition.body(use_openmetrics) + live)
 
     def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -95,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _landing_page(app: ExporterApp) -> str:
-    snapshot = app.snapshot()
+    snapshot = app.publisher.current.snapshot
     rows = "\n".join(
         "<tr><td>{sub}</td><td>{rg}</td><td>{pool}</td><td>{up}</td><td>{success}</td><td>{error}</td></tr>".format(
             sub=html.escape(status.ref.subscription_id),
