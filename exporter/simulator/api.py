@@ -9,14 +9,13 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from . import shapes
-from .entities import ContainerGroupPool, Pool
+from .entities import POOL_RESOURCE_TYPES, ContainerGroupPool, Pool, VirtualMachinePool
 from .reply import Reply, json_reply
 from .routes import Route, parse, subscription_of
 from .world import Simulator
 
 _T = TypeVar("_T")
 _LOGIN = "https://login.microsoftonline.com/common"
-_POOL_TYPES = {"container_group": shapes.CONTAINER_POOLS, "virtual_machine": shapes.VM_POOLS}
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -80,37 +79,68 @@ class ArmApi:
             return self._dispatch(route, path, query, base_url)
 
     def _dispatch(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
-        sim, api_version = self._sim, query["api-version"]
-        if route.operation == "pool_list":
-            assert route.kind is not None
-            pools = sim.pools(route.kind, route.subscription_id, route.resource_group)
-            return self._page([(shapes.pool_id(p).lower(), p) for p in pools],
-                              lambda p: self._pool_body(p, api_version), path, query, base_url)
-        if route.operation == "container_group_list":
-            groups = sim.container_groups(route.subscription_id, route.resource_group)
-            return self._page([(shapes.container_group_id(g).lower(), g) for g in groups],
-                              lambda g: shapes.container_group(g, False, sim.wall), path, query, base_url)
-        if route.operation == "container_group":
-            assert route.name is not None and route.resource_group is not None
-            group = sim.container_group(route.subscription_id, route.resource_group, route.name)
-            if group is None:
-                return _not_found("Microsoft.ContainerInstance/containerGroups", route.name, route.resource_group)
-            return json_reply(200, shapes.container_group(group, True, sim.wall))
+        handlers = {
+            "pool_list": self._pool_list,
+            "container_group_list": self._container_group_list,
+            "container_group": self._container_group,
+            "vm_instance_view": self._vm_instance_view,
+        }
+        return handlers.get(route.operation, self._in_pool)(route, path, query, base_url)
+
+    def _pool_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        assert route.kind is not None
+        pools = self._sim.pools(route.kind, route.subscription_id, route.resource_group)
+        return self._page([(shapes.pool_id(pool).lower(), pool) for pool in pools],
+                          lambda pool: self._pool_body(pool, query["api-version"]), path, query, base_url)
+
+    def _container_group_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        groups = self._sim.container_groups(route.subscription_id, route.resource_group)
+        return self._page([(shapes.container_group_id(group).lower(), group) for group in groups],
+                          lambda group: shapes.container_group(group, False, self._sim.wall), path, query, base_url)
+
+    def _container_group(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        assert route.name is not None and route.resource_group is not None
+        group = self._sim.container_group(route.subscription_id, route.resource_group, route.name)
+        if group is None:
+            return _not_found("Microsoft.ContainerInstance/containerGroups", route.name, route.resource_group)
+        return json_reply(200, shapes.container_group(group, True, self._sim.wall))
+
+    def _vm_instance_view(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        assert route.name is not None and route.resource_group is not None
+        vm = self._sim.virtual_machine(route.subscription_id, route.resource_group, route.name)
+        if vm is None:
+            return _not_found("Microsoft.Compute/virtualMachines", route.name, route.resource_group)
+        return json_reply(200, shapes.vm_instance_view(vm, self._sim.wall))
+
+    def _in_pool(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        """A pool, its runtime view, its standby VMs or one of them."""
         assert route.kind is not None and route.name is not None and route.resource_group is not None
+        sim, child = self._sim, route.child or ""
         pool = sim.pool(route.kind, route.subscription_id, route.resource_group, route.name)
+        pool_type = f"{shapes.STANDBY}/{POOL_RESOURCE_TYPES[route.kind]}"
         if pool is None:
-            return _not_found(f"{shapes.STANDBY}/{_POOL_TYPES[route.kind]}", route.name, route.resource_group)
+            return _not_found(pool_type, route.name, route.resource_group)
         if route.operation == "pool":
-            return json_reply(200, self._pool_body(pool, api_version))
-        if route.operation == "runtime_view" and (route.child or "").lower() == "latest":
-            body = shapes.runtime_view(pool, api_version, sim.wall(sim.clock()), sim.lowercase_states_now())
-            return json_reply(200, body)
-        return _not_found(f"{shapes.STANDBY}/{_POOL_TYPES[route.kind]}/runtimeViews", route.child or "",
-                          route.resource_group)
+            return json_reply(200, self._pool_body(pool, query["api-version"]))
+        if route.operation == "runtime_view":
+            if child.lower() != "latest":
+                return _not_found(f"{pool_type}/{route.name}/runtimeViews", child, route.resource_group)
+            lowercase = sim.lowercase_states_now()
+            return json_reply(200, shapes.runtime_view(pool, query["api-version"], sim.wall(sim.clock()), lowercase))
+        assert isinstance(pool, VirtualMachinePool)
+        if route.operation == "vm_list":
+            return self._page(sorted(pool.members.items()), lambda vm: shapes.standby_virtual_machine(pool, vm),
+                              path, query, base_url)
+        vm = pool.members.get(child.lower())
+        if vm is None:
+            return _not_found(f"{pool_type}/{route.name}/standbyVirtualMachines", child, route.resource_group)
+        return json_reply(200, shapes.standby_virtual_machine(pool, vm))
 
     def _pool_body(self, pool: Pool, api_version: str) -> dict[str, Any]:
-        assert isinstance(pool, ContainerGroupPool)
-        return shapes.container_group_pool(pool, api_version, self._sim.wall)
+        if isinstance(pool, ContainerGroupPool):
+            return shapes.container_group_pool(pool, api_version, self._sim.wall)
+        assert isinstance(pool, VirtualMachinePool)
+        return shapes.virtual_machine_pool(pool, self._sim.wall)
 
     def _page(self, items: list[tuple[str, _T]], render: Callable[[_T], dict[str, Any]], path: str,
               query: Mapping[str, str], base_url: str) -> Reply:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+CONTAINER_GROUP = "container_group"
+VIRTUAL_MACHINE = "virtual_machine"
+POOL_RESOURCE_TYPES = {CONTAINER_GROUP: "standbyContainerGroupPools", VIRTUAL_MACHINE: "standbyVirtualMachinePools"}
 CONTAINER_GROUP_STATES = ("Creating", "Running", "Deleting")
 VIRTUAL_MACHINE_STATES = (
     "Running", "Creating", "Starting", "Deleting", "Deallocated", "Deallocating", "Hibernated", "Hibernating",
@@ -22,6 +26,7 @@ def key(*parts: str) -> tuple[str, ...]:
 class Pool:
     """What both standby pool kinds share."""
 
+    KIND: ClassVar[str]
     subscription_id: str
     resource_group: str
     name: str
@@ -48,6 +53,11 @@ class Pool:
             return None
         counts = self.zone_counts()
         return min(self.zones, key=lambda zone: sum(counts.get(zone, Counter()).values()))
+
+    @property
+    def resource_type(self) -> str:
+        """ARM resource type below Microsoft.StandbyPool."""
+        return POOL_RESOURCE_TYPES[self.KIND]
 
     @property
     def degraded(self) -> bool:
@@ -78,6 +88,7 @@ class ContainerGroup:
 class ContainerGroupPool(Pool):
     """A standby container group pool."""
 
+    KIND = CONTAINER_GROUP
     members: dict[str, ContainerGroup] = field(default_factory=dict)
 
     def zone_counts(self) -> dict[str | None, Counter[str]]:
@@ -107,6 +118,7 @@ class VirtualMachine:
 class VirtualMachinePool(Pool):
     """A standby virtual machine pool attached to a scale set."""
 
+    KIND = VIRTUAL_MACHINE
     min_ready_capacity: int | None
     virtual_machine_state: str
     scale_set_name: str

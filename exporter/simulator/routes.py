@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .entities import POOL_RESOURCE_TYPES, VIRTUAL_MACHINE
+
 STANDBY_API_VERSIONS = (
     "2023-12-01-preview", "2024-03-01-preview", "2024-03-01", "2025-03-01", "2025-10-01", "2026-04-01",
 )
 _DATED_API_VERSION = re.compile(r"^20\d\d-\d\d-\d\d(-preview)?$")
-_POOL_KINDS = {"standbycontainergrouppools": "container_group", "standbyvirtualmachinepools": "virtual_machine"}
+_POOL_KINDS = {resource_type.lower(): kind for kind, resource_type in POOL_RESOURCE_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Route:
     provider: str  # "standby" | "containerinstance" | "compute": decides the accepted api-versions
     subscription_id: str
     resource_group: str | None = None
-    kind: str | None = None  # standby pools: "container_group" | "virtual_machine"
+    kind: str | None = None  # standby pools: CONTAINER_GROUP | VIRTUAL_MACHINE
     name: str | None = None  # pool, container group or VM name
     child: str | None = None  # runtime view or standby VM name
 
@@ -87,7 +89,7 @@ def _standby(route: Callable[..., Route], in_resource_group: bool, kind: str, ta
         return route("pool", "standby", kind=kind, name=name)
     if len(tail) == 3 and lower[1] == "runtimeviews":
         return route("runtime_view", "standby", kind=kind, name=name, child=tail[2])
-    if kind == "virtual_machine" and lower[1] == "standbyvirtualmachines":
+    if kind == VIRTUAL_MACHINE and lower[1] == "standbyvirtualmachines":
         if len(tail) == 2:
             return route("vm_list", "standby", kind=kind, name=name)
         if len(tail) == 3:

@@ -25,8 +25,6 @@ Json = dict[str, Any]
 Wall = Callable[[float], float]  # simulator clock -> epoch seconds
 
 STANDBY = "Microsoft.StandbyPool"
-CONTAINER_POOLS = "standbyContainerGroupPools"
-VM_POOLS = "standbyVirtualMachinePools"
 IMAGE = "mcr.microsoft.com/azuredocs/aci-helloworld:latest"
 IMAGE_DIGEST = "mcr.microsoft.com/azuredocs/aci-helloworld@sha256:565dba8ce20ca1a311c2d9485089d7ddc935dd50140510050345a1b0ea4ffa6e"
 HEALTH_MESSAGES = {
@@ -52,9 +50,8 @@ def arm_error(code: str, message: str) -> Json:
 
 def pool_id(pool: Pool) -> str:
     """Resource id of a standby pool."""
-    kind = CONTAINER_POOLS if isinstance(pool, ContainerGroupPool) else VM_POOLS
     return (f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}"
-            f"/providers/{STANDBY}/{kind}/{pool.name}")
+            f"/providers/{STANDBY}/{pool.resource_type}/{pool.name}")
 
 
 def _tracked(pool: Pool, properties: Json, wall: Wall) -> Json:
@@ -62,7 +59,7 @@ def _tracked(pool: Pool, properties: Json, wall: Wall) -> Json:
     return {
         "id": pool_id(pool),
         "name": pool.name,
-        "type": f"{STANDBY}/{pool_id(pool).split('/')[-2]}",
+        "type": f"{STANDBY}/{pool.resource_type}",
         "location": pool.location,
         "tags": dict(pool.tags or {}),
         "systemData": {
@@ -130,9 +127,8 @@ def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool)
     if modern and pool.forecast:
         properties["prediction"] = prediction(pool, now_wall)
     properties["provisioningState"] = pool.provisioning_state
-    kind = pool_id(pool).split("/")[-2]
     return {"id": f"{pool_id(pool)}/runtimeViews/latest", "name": "latest",
-            "type": f"{STANDBY}/{kind}/runtimeViews", "properties": properties}
+            "type": f"{STANDBY}/{pool.resource_type}/runtimeViews", "properties": properties}
 
 
 def prediction(pool: Pool, now_wall: float) -> Json:
@@ -251,7 +247,7 @@ def standby_virtual_machine(pool: VirtualMachinePool, vm: VirtualMachine) -> Jso
     return {
         "id": f"{pool_id(pool)}/standbyVirtualMachines/{vm.name}",
         "name": vm.name,
-        "type": f"{STANDBY}/{VM_POOLS}/standbyVirtualMachines",
+        "type": f"{STANDBY}/{pool.resource_type}/standbyVirtualMachines",
         "properties": {"virtualMachineResourceId": virtual_machine_id(vm), "provisioningState": "Succeeded"},
     }
 

@@ -11,6 +11,7 @@ from typing import TypedDict
 
 from .access import ReadThrottle, TokenIssuer
 from .entities import (
+    POOL_RESOURCE_TYPES,
     VM_TRANSITION,
     ContainerGroup,
     ContainerGroupPool,
@@ -72,6 +73,7 @@ class Simulator:
         clock: Callable[[], float] = time.monotonic,
         deleting_seconds: float = 2.0,
         lowercase_states: float = 0.05,
+        request_log_limit: int | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -87,6 +89,7 @@ class Simulator:
         self.tokens = TokenIssuer(clock)
         self.throttle = ReadThrottle(read_bucket, read_refill_per_second, clock)
         self.requests: list[RequestRecord] = []
+        self.request_log_limit = request_log_limit  # keep only the newest this many records (None: all)
         self._requests_lock = threading.Lock()
         self._rng = random.Random(seed)
         self._noise = random.Random(f"{seed}/noise")
@@ -130,7 +133,7 @@ class Simulator:
                                     zones, health, forecast, refill, tags),
                 provisioning_state=provisioning_state,
             )
-            self._add_pool("container_group", pool)
+            self._add_pool(pool)
             now = self.clock()
             for _ in range(max_ready_capacity if running is None else running):
                 self._new_container_group(pool, now, ready=True)
@@ -146,12 +149,15 @@ class Simulator:
         with self.lock:
             self._register_resource_group(subscription_id, resource_group)
             now = self.clock()
+            group_key = key(subscription_id, resource_group, name)
+            if group_key in self._container_groups:
+                raise ValueError(f"container group {resource_group}/{name} already exists")
             group = ContainerGroup(
                 subscription_id=subscription_id.lower(), resource_group=resource_group, name=name,
                 location=location, created_at=now - 3600.0, ready_at=now - 3590.0, phase="Running",
                 instance_state=state,
             )
-            self._container_groups[key(subscription_id, resource_group, name)] = group
+            self._container_groups[group_key] = group
             return group
 
     def add_virtual_machine_pool(
@@ -182,7 +188,7 @@ class Simulator:
                 virtual_machine_state=virtual_machine_state,
                 scale_set_name=scale_set_name,
             )
-            self._add_pool("virtual_machine", pool)
+            self._add_pool(pool)
             now = self.clock()
             for _ in range(max_ready_capacity if running is None else running):
                 self._new_virtual_machine(pool, now, ready=True)
@@ -237,12 +243,11 @@ class Simulator:
         """Delete a pool and its members; its paths then answer 404."""
         with self.lock:
             pool = self._find_pool(subscription_id, resource_group, pool_name)
+            del self._pools[(pool.KIND, *key(subscription_id, resource_group, pool_name))]
             if isinstance(pool, ContainerGroupPool):
-                del self._pools[("container_group", *key(subscription_id, resource_group, pool_name))]
                 for group in pool.members.values():
                     del self._container_groups[key(group.subscription_id, group.resource_group, group.name)]
             elif isinstance(pool, VirtualMachinePool):
-                del self._pools[("virtual_machine", *key(subscription_id, resource_group, pool_name))]
                 for vm in pool.members.values():
                     del self._virtual_machines[key(vm.subscription_id, vm.resource_group, vm.name)]
 
@@ -263,9 +268,11 @@ class Simulator:
         self.tokens.revoke_all()
 
     def record(self, record: RequestRecord) -> None:
-        """Append to ``requests`` (thread-safe)."""
+        """Append to ``requests`` (thread-safe), dropping the oldest beyond ``request_log_limit``."""
         with self._requests_lock:
             self.requests.append(record)
+            if self.request_log_limit is not None and len(self.requests) > self.request_log_limit:
+                del self.requests[: len(self.requests) - self.request_log_limit]
 
     def reset_requests(self) -> None:
         """Forget recorded requests."""
@@ -288,7 +295,7 @@ class Simulator:
         return key(subscription_id, resource_group) in self._resource_groups
 
     def pool(self, kind: str, subscription_id: str, resource_group: str, name: str) -> Pool | None:
-        """The pool of ``kind`` ("container_group" | "virtual_machine"), or None."""
+        """The pool of ``kind`` (CONTAINER_GROUP | VIRTUAL_MACHINE: "container_group" | "virtual_machine"), or None."""
         return self._pools.get((kind, *key(subscription_id, resource_group, name)))
 
     def pools(self, kind: str, subscription_id: str, resource_group: str | None = None) -> list[Pool]:
@@ -328,8 +335,8 @@ class Simulator:
             forecast=forecast, forecast_style=style, refill=refill, tags=tags, created_at=self.clock(),
         )
 
-    def _add_pool(self, kind: str, pool: Pool) -> None:
-        pool_key = (kind, *key(pool.subscription_id, pool.resource_group, pool.name))
+    def _add_pool(self, pool: Pool) -> None:
+        pool_key = (pool.KIND, *key(pool.subscription_id, pool.resource_group, pool.name))
         if pool_key in self._pools:
             raise ValueError(f"pool {pool.resource_group}/{pool.name} already exists")
         self._register_resource_group(pool.subscription_id, pool.resource_group)
@@ -339,7 +346,7 @@ class Simulator:
         self._resource_groups.setdefault(key(subscription_id, resource_group), resource_group)
 
     def _find_pool(self, subscription_id: str, resource_group: str, name: str) -> Pool:
-        for kind in ("container_group", "virtual_machine"):
+        for kind in POOL_RESOURCE_TYPES:
             pool = self.pool(kind, subscription_id, resource_group, name)
             if pool is not None:
                 return pool

@@ -517,12 +517,20 @@ def test_demo_world() -> None:
         arm = Arm(server)
         pools = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + CG, NEW)
         assert len(pools) == 3
+        vm_pools = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + VMP, NEW)
+        assert len(vm_pools) == 2
         assert any(pool["properties"].get("zones") == ["1", "2", "3"] for pool in pools)
         views = [arm.get(pool["id"] + "/runtimeViews/latest").json()["properties"] for pool in pools]
         assert any("prediction" in view for view in views)
         groups = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + ACI)
         assert sum("_" not in group["name"] for group in groups) >= 1
-    assert sim.claim_probability > 0
+    assert sim.claim_probability > 0 and len(sim.requests) <= 10_000
+    sim.request_log_limit = 2
+    sim.tick()
+    with SimulatorServer(sim) as server:
+        for _ in range(3):
+            Arm(server)
+    assert len(sim.requests) == 2 and all(record.operation == "token" for record in sim.requests)
 
 
 def test_command_line_serves_the_demo() -> None:
@@ -542,3 +550,112 @@ def test_command_line_serves_the_demo() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
+
+
+# ---- virtual machine pools (stage 2) ----------------------------------------------------------------
+
+VMP = "Microsoft.StandbyPool/standbyVirtualMachinePools"
+VM_STATES = ["Running", "Creating", "Starting", "Deleting", "Deallocated", "Deallocating", "Hibernated", "Hibernating"]
+
+
+def _vm_counts(arm: Arm, pool: str) -> dict[str, int]:
+    reply = arm.get(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}/{pool}/runtimeViews/latest")
+    entries = reply.json()["properties"]["instanceCountSummary"][0]["instanceCountsByState"]
+    assert [entry["state"] for entry in entries] == VM_STATES
+    return {entry["state"]: entry["count"] for entry in entries if entry["count"]}
+
+
+def _instance_view(arm: Arm, vm_id: str) -> dict[str, Any]:
+    reply = arm.get(vm_id + "/instanceView", "2024-07-01")
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_virtual_machine_pool_resource_and_lists(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock, page_size=2, lowercase_states=0.0)
+    sim.add_virtual_machine_pool(SUB, RG, "vm-pool", max_ready_capacity=5, min_ready_capacity=2)
+    sim.add_virtual_machine_pool(SUB, "rg-two", "hot-pool", virtual_machine_state="Running", scale_set_name="hot")
+    sim.add_container_group_pool(SUB, RG, "myStandbyPool")
+    with SimulatorServer(sim) as server:
+        arm = Arm(server)
+        body = arm.get(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}/VM-POOL").json()
+        assert body["type"] == VMP and body["name"] == "vm-pool"
+        assert body["properties"]["elasticityProfile"] == {"maxReadyCapacity": 5, "minReadyCapacity": 2}
+        assert body["properties"]["virtualMachineState"] == "Deallocated"
+        assert body["properties"]["attachedVirtualMachineScaleSetId"].endswith(
+            f"/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/myScaleSet")
+        hot = arm.get(f"/subscriptions/{SUB}/resourceGroups/rg-two/providers/{VMP}/hot-pool").json()
+        assert hot["properties"]["elasticityProfile"] == {"maxReadyCapacity": 5}
+        assert sorted(p["name"] for p in arm.walk(f"/subscriptions/{SUB}/providers/{VMP}", NEW)) == ["hot-pool", "vm-pool"]
+        assert [p["name"] for p in arm.walk(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}", NEW)] == ["vm-pool"]
+        members = arm.walk(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}/vm-pool/standbyVirtualMachines", NEW)
+        assert len(members) == 5 and len({member["name"] for member in members}) == 5
+        member = members[0]
+        assert member["type"] == f"{VMP}/standbyVirtualMachines" and member["name"].startswith("myScaleSet_")
+        assert member["properties"]["provisioningState"] == "Succeeded"
+        view = _instance_view(arm, member["properties"]["virtualMachineResourceId"])
+        assert view["isVMInStandbyPool"] is True
+        assert [status["code"] for status in view["statuses"]] == ["ProvisioningState/succeeded", "PowerState/deallocated"]
+        one = arm.get(f"{body['id']}/standbyVirtualMachines/{member['name']}")
+        assert one.json() == member and sim.requests[-1].operation == "standby_vm"
+        assert _vm_counts(arm, "vm-pool") == {"Deallocated": 5}
+        operations = {record.operation for record in sim.requests}
+        assert {"pool", "pool_list", "vm_list", "vm_instance_view", "runtime_view"} <= operations
+        missing = arm.get(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/nope/instanceView", "2024-07-01")
+        assert missing.status_code == 404 and _error(missing) == "ResourceNotFound"
+        sim.delete_pool(SUB, RG, "vm-pool")
+        assert arm.get(body["id"]).status_code == 404
+        assert arm.get(member["properties"]["virtualMachineResourceId"] + "/instanceView", "2024-07-01").status_code == 404
+
+
+@pytest.mark.parametrize(("target", "transition", "power", "extra"), [
+    ("Deallocated", "Deallocating", "PowerState/deallocated", []),
+    ("Running", "Starting", "PowerState/running", []),
+    ("Hibernated", "Hibernating", "PowerState/deallocated", ["HibernationState/Hibernated"]),
+])
+def test_virtual_machine_lifecycle_and_claims(clock: FakeClock, target: str, transition: str, power: str,
+                                              extra: list[str]) -> None:
+    sim = Simulator(seed=4, clock=clock, create_seconds=(4.0, 4.0), lowercase_states=0.0)
+    sim.add_virtual_machine_pool(SUB, RG, "vm-pool", max_ready_capacity=3, running=1, virtual_machine_state=target)
+    with SimulatorServer(sim) as server:
+        arm = Arm(server)
+        list_path = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}/vm-pool/standbyVirtualMachines"
+        assert _vm_counts(arm, "vm-pool") == {target: 1}
+        sim.tick()
+        assert _vm_counts(arm, "vm-pool") == {target: 1, "Creating": 2}
+        creating = [m for m in arm.walk(list_path, NEW)
+                    if _instance_view(arm, m["properties"]["virtualMachineResourceId"])["statuses"][0]["code"] == "ProvisioningState/creating"]
+        assert len(creating) == 2
+        clock.advance(4)
+        sim.tick()
+        assert _vm_counts(arm, "vm-pool") == {target: 1, transition: 2}
+        clock.advance(2)
+        sim.tick()
+        assert _vm_counts(arm, "vm-pool") == {target: 3}
+        vm_id = creating[0]["properties"]["virtualMachineResourceId"]
+        assert [s["code"] for s in _instance_view(arm, vm_id)["statuses"]][1:] == [power, *extra]
+        oldest = sim.claim(SUB, RG, "vm-pool", count=1)
+        assert len(oldest) == 1 and _vm_counts(arm, "vm-pool") == {target: 2}
+        claimed = [m for m in arm.walk(list_path, NEW) if m["name"] == oldest[0]]
+        assert claimed == []
+        view = _instance_view(arm, vm_id.rsplit("/", 1)[0] + "/" + oldest[0])
+        assert view["isVMInStandbyPool"] is False and view["statuses"][1]["code"] == "PowerState/running"
+        sim.tick()
+        assert _vm_counts(arm, "vm-pool") == {target: 2, "Creating": 1}
+        sim.deplete(SUB, RG, "vm-pool")
+        sim.tick()
+        assert _vm_counts(arm, "vm-pool") == {}
+
+
+def test_zonal_virtual_machine_pool_runtime_view(clock: FakeClock) -> None:
+    sim = Simulator(clock=clock, lowercase_states=0.0)
+    sim.add_virtual_machine_pool(SUB, RG, "zonal-vms", max_ready_capacity=4, zones=["1", "2"], forecast=True)
+    with SimulatorServer(sim) as server:
+        arm = Arm(server)
+        path = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}/zonal-vms/runtimeViews/latest"
+        properties = arm.get(path).json()["properties"]
+        assert [s["zone"] for s in properties["instanceCountSummary"]] == [1, 2]
+        assert all(s["instanceCountsByState"][4] == {"state": "Deallocated", "count": 2} for s in properties["instanceCountSummary"])
+        assert "prediction" in properties and properties["status"]["code"] == "HealthState/healthy"
+        old = arm.get(path, OLD).json()["properties"]
+        assert set(old) == {"instanceCountSummary", "provisioningState"} and "zone" not in old["instanceCountSummary"][0]
