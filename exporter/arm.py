@@ -92,14 +92,69 @@ class RetryPolicy:
 
 
 class RequestObserver(Protocol):
-    """Told about every HTTP exchange (for self-metrics); must be cheap and thread-safe."""
+    """Told about every HTTP exchange and budget wait (for self-metrics); must be cheap and thread-safe."""
 
     def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None: ...
+
+    def throttled(self, subscription_id: str) -> None: ...
+
+    def budget_waited(self, subscription_id: str, seconds: float) -> None: ...
 
 
 class _NullObserver:
     def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
         return None
+
+    def throttled(self, subscription_id: str) -> None:
+        return None
+
+    def budget_waited(self, subscription_id: str, seconds: float) -> None:
+        return None
+
+
+class ReadBudget:
+    """Client-side token bucket per subscription, plus pauses ordered by ARM's ``Retry-After``.
+
+    Each read reserves a token at once (the balance may go negative) and sleeps until its turn, so
+    concurrent readers are served in order and the rate never exceeds ``rate`` after the first ``burst``.
+    ``rate`` 0 means no client-side limit; pauses still apply.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[float, float]] = {}  # subscription -> (balance, as of)
+        self._paused_until: dict[str, float] = {}
+
+    def pause(self, subscription_id: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            self._paused_until[subscription_id] = max(until, self._paused_until.get(subscription_id, 0.0))
+
+    def paused_for(self, subscription_id: str) -> float:
+        with self._lock:
+            return max(0.0, self._paused_until.get(subscription_id, 0.0) - self._clock())
+
+    def acquire(self, subscription_id: str) -> float:
+        """Wait for this subscription's turn; return the seconds waited."""
+        waited = 0.0
+        if self._rate > 0:
+            with self._lock:
+                now = self._clock()
+                balance, as_of = self._tokens.get(subscription_id, (self._burst, now))
+                balance = min(self._burst, balance + (now - as_of) * self._rate) - 1.0
+                self._tokens[subscription_id] = (balance, now)
+            if balance < 0:
+                delay = -balance / self._rate
+                self._sleep(delay)
+                waited += delay
+        while (pause := self.paused_for(subscription_id)) > 0:
+            self._sleep(pause)
+            waited += pause
+        return waited
 
 
 class TokenCache:
@@ -112,10 +167,15 @@ class TokenCache:
         self._lock = threading.Lock()
         self._token: AccessTokenLike | None = None
 
-    def get(self, force_refresh: bool = False, claims: str | None = None) -> str:
-        """The cached token. A forced refresh (after a 401) passes claims, which makes azure-identity skip its own cache."""
+    def get(self, rejected: str | None = None, claims: str | None = None) -> str:
+        """The cached token, refreshed near expiry or when it is the ``rejected`` one (ARM answered 401).
+
+        Concurrent readers that all saw the same 401 cause one refresh. A forced refresh passes claims,
+        which makes azure-identity skip its own cache.
+        """
         with self._lock:
             token = self._token
+            force_refresh = rejected is not None and token is not None and token.token == rejected
             if force_refresh or token is None or token.expires_on - self._clock() < TOKEN_REFRESH_MARGIN:
                 try:
                     token = (
@@ -151,6 +211,7 @@ class ArmClient:
         timeout: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),
         observer: RequestObserver | None = None,
+        budget: ReadBudget | None = None,
         session: requests.Session | None = None,
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
@@ -162,6 +223,7 @@ class ArmClient:
         self._timeout = timeout
         self._retry = retry
         self._observer: RequestObserver = observer or _NullObserver()
+        self._budget = budget or ReadBudget(0, 1, sleep=sleep)
         self._sleep = sleep
         self._session = session or requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -216,18 +278,25 @@ class ArmClient:
         refreshed_token = False
         while True:
             attempt += 1
+            token = self._tokens.get()
             try:
-                return self._get_once(url, params, operation, subscription_id, force_token=False)
+                return self._get_once(url, params, operation, subscription_id, token)
             except ArmError as error:
                 if error.kind == ErrorKind.UNAUTHORIZED and not refreshed_token:
                     refreshed_token = True
                     try:
-                        return self._get_once(url, params, operation, subscription_id, force_token=True, claims=error.claims)
+                        token = self._tokens.get(rejected=token, claims=error.claims)
+                        return self._get_once(url, params, operation, subscription_id, token)
                     except ArmError as again:
                         error = again
                 if not self._retryable(error) or attempt >= self._retry.attempts:
                     raise error
-                delay = self._backoff(attempt, error)
+                delay = self._backoff(attempt)
+                if error.kind == ErrorKind.THROTTLED:
+                    # Every reader of this subscription waits out Retry-After, not just this one.
+                    self._observer.throttled(subscription_id)
+                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else delay)
+                    delay = 0.0
                 log.debug(
                     "retrying ARM read", extra={"operation": operation, "attempt": attempt, "delay": round(delay, 3), "error": error.kind}
                 )
@@ -237,17 +306,24 @@ class ArmClient:
     def _retryable(error: ArmError) -> bool:
         return error.kind in (ErrorKind.THROTTLED, ErrorKind.SERVER, ErrorKind.TRANSPORT)
 
-    def _backoff(self, attempt: int, error: ArmError) -> float:
-        if error.kind == ErrorKind.THROTTLED and error.retry_after is not None:
-            return min(error.retry_after, self._retry.retry_after_max)
+    def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retry.backoff_max, self._retry.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _get_once(
-        self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, *, force_token: bool,
-        claims: str | None = None,
-    ) -> dict[str, Any]:
-        token = self._tokens.get(force_refresh=force_token, claims=claims)
+    def _wait_for_budget(self, subscription_id: str, operation: str) -> None:
+        paused = self._budget.paused_for(subscription_id)
+        if paused > self._retry.retry_after_max:
+            # Do not hold a worker for minutes: fail this read now; the pause stays in force.
+            raise ArmError(
+                ErrorKind.THROTTLED, f"ARM asked this subscription to wait {paused:.0f}s more (Retry-After)", operation=operation,
+                retry_after=paused,
+            )
+        waited = self._budget.acquire(subscription_id)
+        if waited > 0:
+            self._observer.budget_waited(subscription_id, waited)
+
+    def _get_once(self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, token: str) -> dict[str, Any]:
+        self._wait_for_budget(subscription_id, operation)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
             with self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False) as response:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 class ArmStatsSnapshot:
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (subscription, operation, code) -> count
     remaining_reads: dict[str, int] = field(default_factory=dict)  # subscription -> last header value
+    throttled: dict[str, int] = field(default_factory=dict)  # subscription -> 429s answered by a pause
+    budget_wait_seconds: dict[str, float] = field(default_factory=dict)  # subscription -> seconds waited
 
 
 class ArmStats:
@@ -20,6 +22,8 @@ class ArmStats:
         self._lock = threading.Lock()
         self._requests: Counter[tuple[str, str, str]] = Counter()
         self._remaining: dict[str, int] = {}
+        self._throttled: Counter[str] = Counter()
+        self._waited: dict[str, float] = {}
 
     def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
         with self._lock:
@@ -27,6 +31,17 @@ class ArmStats:
             if remaining_reads is not None:
                 self._remaining[subscription_id] = remaining_reads
 
+    def throttled(self, subscription_id: str) -> None:
+        with self._lock:
+            self._throttled[subscription_id] += 1
+
+    def budget_waited(self, subscription_id: str, seconds: float) -> None:
+        with self._lock:
+            self._waited[subscription_id] = self._waited.get(subscription_id, 0.0) + seconds
+
     def snapshot(self) -> ArmStatsSnapshot:
         with self._lock:
-            return ArmStatsSnapshot(requests=dict(self._requests), remaining_reads=dict(self._remaining))
+            return ArmStatsSnapshot(
+                requests=dict(self._requests), remaining_reads=dict(self._remaining),
+                throttled=dict(self._throttled), budget_wait_seconds=dict(self._waited),
+            )

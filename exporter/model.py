@@ -6,11 +6,19 @@ compared case-insensitively, published in canonical casing when known, and verba
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 CONTAINER_GROUP_POOL_STATES = ("Creating", "Running", "Deleting")
+VIRTUAL_MACHINE_POOL_STATES = (
+    "Running", "Creating", "Starting", "Deleting", "Deallocated", "Deallocating", "Hibernated", "Hibernating",
+)
+POOL_STATES = {"container_group": CONTAINER_GROUP_POOL_STATES, "virtual_machine": VIRTUAL_MACHINE_POOL_STATES}
 POOL_PROVISIONING_STATES = ("Succeeded", "Failed", "Canceled", "Deleting")
 HEALTH_STATES = ("healthy", "degraded")
 CONTAINER_GROUP_PROVISIONING_STATES = (
@@ -18,6 +26,20 @@ CONTAINER_GROUP_PROVISIONING_STATES = (
     "Failed", "Canceled", "Succeeded", "Deleting", "NotAccessible", "PreProvisioned",
 )
 CONTAINER_GROUP_STATES = ("Running", "Stopped", "Pending", "Succeeded", "Failed")
+VIRTUAL_MACHINE_PROVISIONING_STATES = ("Creating", "Updating", "Succeeded", "Failed", "Deleting", "Migrating")
+MEMBER_PROVISIONING_STATES = {
+    "container_group": CONTAINER_GROUP_PROVISIONING_STATES,
+    "virtual_machine": VIRTUAL_MACHINE_PROVISIONING_STATES,
+}
+# The power states a VM may be in while it waits in a pool whose virtualMachineState is the key.
+READY_POWER_STATES = {
+    "Running": frozenset({"running"}),
+    "Deallocated": frozenset({"deallocated"}),
+    "Hibernated": frozenset({"hibernated"}),
+    "Mix": frozenset({"running", "deallocated", "hibernated"}),
+}
+VIRTUAL_MACHINE_STATES = tuple(READY_POWER_STATES)
+FORECAST_STEPS = 12
 _HEALTH_PREFIX = "healthstate/"
 
 
@@ -33,10 +55,19 @@ class InstanceCount:
 
 
 @dataclass(frozen=True)
+class Forecast:
+    instances_requested: tuple[float, ...]  # one value per forecast interval from the start
+    start_timestamp: float | None
+    interval_seconds: float | None
+    accuracy_ratio: float | None
+
+
+@dataclass(frozen=True)
 class RuntimeView:
     instance_counts: tuple[InstanceCount, ...]
     provisioning_state: str | None
     health_state: str | None  # "healthy", "degraded", a new code verbatim, or None without status
+    forecast: Forecast | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,18 @@ class Pool:
     location: str
     provisioning_state: str
     max_ready_capacity: int | None
+    min_ready_capacity: int | None = None
+    virtual_machine_state: str | None = None  # VM pools: Running | Deallocated | Hibernated | Mix
+    scale_set: str | None = None  # VM pools: name of the attached scale set
+
+
+@dataclass(frozen=True)
+class VirtualMachineRef:
+    """An item of a VM pool's ``standbyVirtualMachines`` list."""
+
+    name: str
+    resource_id: str
+    provisioning_state: str
 
 
 @dataclass(frozen=True)
@@ -59,8 +102,20 @@ class MemberSummary:
 class Member:
     name: str
     provisioning_state: str
-    state: str | None  # instanceView.state
+    state: str | None  # container groups: instanceView.state; VMs: the power state
     ready: bool
+    in_pool: bool | None = None  # VMs: isVMInStandbyPool
+
+
+@dataclass(frozen=True)
+class ListedPool:
+    """A pool as a subscription's pool list shows it (for discovery)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    kind: str
+    tags: dict[str, str]
 
 
 def canonical(value: str, known: Iterable[str]) -> str:
@@ -130,7 +185,71 @@ def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_G
         instance_counts=tuple(InstanceCount(zone, state, count) for (zone, state), count in counts.items()),
         provisioning_state=canonical(provisioning, POOL_PROVISIONING_STATES) if isinstance(provisioning, str) else None,
         health_state=_health_state(properties.get("status")),
+        forecast=parse_forecast(properties.get("prediction")),
     )
+
+
+def parse_forecast(prediction: object) -> Forecast | None:
+    """``prediction`` of a runtime view, read leniently: whatever cannot be read is None, never an error.
+
+    ``forecastInfo`` is a JSON string whose key names differ between sources
+    (``forecastAccuracy`` / ``ForecastAccuracy``, ``seriesUnitIntervalInMins`` / ``SeriesUnitIntervalInMins``).
+    """
+    if not isinstance(prediction, Mapping):
+        return None
+    values = _lower_keys(prediction.get("forecastValues")).get("instancesrequestedcount")
+    if not isinstance(values, list) or not values:
+        return None
+    requested = tuple(float(v) for v in values[:FORECAST_STEPS] if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if len(requested) != min(len(values), FORECAST_STEPS):
+        return None
+    info = prediction.get("forecastInfo")
+    if isinstance(info, str):
+        try:
+            info = json.loads(info)
+        except ValueError:
+            info = None
+    info = _lower_keys(info)
+    interval = _number(info.get("seriesunitintervalinmins"))
+    accuracy = _number(info.get("forecastaccuracy"))
+    return Forecast(
+        instances_requested=requested,
+        start_timestamp=_timestamp(prediction.get("forecastStartTime")),
+        interval_seconds=interval * 60 if interval is not None and interval > 0 else None,
+        accuracy_ratio=None if accuracy is None or accuracy < 0 else (accuracy / 100 if accuracy > 1 else accuracy),
+    )
+
+
+def _lower_keys(value: object) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _timestamp(value: object) -> float | None:
+    """RFC 3339 (as ARM writes it, up to 7 fraction digits, ``Z`` or an offset) -> Unix seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _health_state(status: object) -> str | None:
@@ -142,17 +261,75 @@ def _health_state(status: object) -> str | None:
 
 
 def parse_pool(body: object) -> Pool:
-    """A ``standbyContainerGroupPools/{pool}`` resource."""
+    """A ``standbyContainerGroupPools/{pool}`` or ``standbyVirtualMachinePools/{pool}`` resource."""
     resource = _mapping(body, "pool")
     properties = _mapping(resource.get("properties"), "pool properties")
     elasticity = _optional_mapping(properties.get("elasticityProfile"), "elasticityProfile")
-    capacity = elasticity.get("maxReadyCapacity")
+    maximum, minimum = elasticity.get("maxReadyCapacity"), elasticity.get("minReadyCapacity")
+    vm_state = properties.get("virtualMachineState")
+    scale_set = properties.get("attachedVirtualMachineScaleSetId")
     return Pool(
         name=_string(resource.get("name"), "pool name"),
         location=resource.get("location") if isinstance(resource.get("location"), str) else "",
         provisioning_state=canonical(_string(properties.get("provisioningState"), "provisioningState"), POOL_PROVISIONING_STATES),
-        max_ready_capacity=None if capacity is None else _count(capacity, "maxReadyCapacity"),
+        max_ready_capacity=None if maximum is None else _count(maximum, "maxReadyCapacity"),
+        min_ready_capacity=None if minimum is None else _count(minimum, "minReadyCapacity"),
+        virtual_machine_state=canonical(vm_state, VIRTUAL_MACHINE_STATES) if isinstance(vm_state, str) and vm_state else None,
+        scale_set=scale_set.rstrip("/").rsplit("/", 1)[-1] if isinstance(scale_set, str) and scale_set else None,
     )
+
+
+_RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^?#]+$", re.IGNORECASE)
+_POOL_PROVIDERS = {
+    "microsoft.standbypool/standbycontainergrouppools": "container_group",
+    "microsoft.standbypool/standbyvirtualmachinepools": "virtual_machine",
+}
+
+
+def parse_listed_pool(body: object) -> ListedPool:
+    """An item of a subscription's standby pool list: where it lives, its kind and its tags."""
+    resource = _mapping(body, "pool")
+    resource_id = _string(resource.get("id"), "pool id")
+    parts = resource_id.strip("/").split("/")
+    if len(parts) != 8 or not _RESOURCE_ID.match(resource_id):
+        raise ModelError(f"pool id is not a standby pool resource id: {resource_id!r}")
+    kind = _POOL_PROVIDERS.get(f"{parts[5]}/{parts[6]}".lower())
+    if kind is None:
+        raise ModelError(f"pool id is not a standby pool resource id: {resource_id!r}")
+    tags = resource.get("tags") if isinstance(resource.get("tags"), Mapping) else {}
+    return ListedPool(parts[1].lower(), parts[3], parts[7], kind, {str(k): str(v) for k, v in tags.items()})
+
+
+def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
+    """An item of ``standbyVirtualMachines``: the VM's resource id is ``properties.virtualMachineResourceId``."""
+    resource = _mapping(body, "standby virtual machine")
+    properties = _optional_mapping(resource.get("properties"), "standby virtual machine properties")
+    vm_id = _string(properties.get("virtualMachineResourceId"), "virtualMachineResourceId")
+    if not _RESOURCE_ID.match(vm_id) or "/providers/microsoft.compute/virtualmachines/" not in vm_id.lower():
+        raise ModelError(f"virtualMachineResourceId is not a virtual machine resource id: {vm_id!r}")
+    state = properties.get("provisioningState")
+    return VirtualMachineRef(
+        name=vm_id.rstrip("/").rsplit("/", 1)[-1],
+        resource_id=vm_id.rstrip("/"),
+        provisioning_state=canonical(state, VIRTUAL_MACHINE_PROVISIONING_STATES) if isinstance(state, str) and state else "NotSpecified",
+    )
+
+
+def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) -> Member:
+    """A VM's ``instanceView``. Ready: in the pool, provisioning succeeded, power state the one the pool keeps."""
+    view = _mapping(body, "virtual machine instanceView")
+    statuses = view.get("statuses") or []
+    if not isinstance(statuses, list):
+        raise ModelError("instanceView statuses must be a list")
+    codes = [status.get("code") for status in statuses if isinstance(status, Mapping) and isinstance(status.get("code"), str)]
+    provisioning = next((code.split("/", 1)[1] for code in codes if code.lower().startswith("provisioningstate/")), "NotSpecified")
+    power = next((code.split("/", 1)[1].lower() for code in codes if code.lower().startswith("powerstate/")), None)
+    provisioning = canonical(provisioning, VIRTUAL_MACHINE_PROVISIONING_STATES)
+    in_pool = view.get("isVMInStandbyPool")
+    in_pool = in_pool if isinstance(in_pool, bool) else None
+    wanted = READY_POWER_STATES.get(pool_vm_state or "", READY_POWER_STATES["Mix"])
+    ready = in_pool is True and provisioning == "Succeeded" and power in wanted
+    return Member(name=name, provisioning_state=provisioning, state=power, ready=ready, in_pool=in_pool)
 
 
 def is_member(container_group_name: str, pool_name: str) -> bool:

@@ -1,18 +1,28 @@
 """Background polling: each cycle reads ARM and swaps in a new immutable :class:`Snapshot` in one step.
 
-A scrape only ever reads ``Poller.snapshot``; it never sees half a cycle and never calls ARM.
+A scrape only ever reads the published snapshot; it never sees half a cycle and never calls ARM.
+
+A cycle runs in two waves on one bounded pool of workers (``polling.concurrency``), so its wall time
+is set by latency and the read budget, not by the number of pools:
+
+1. every runtime view, every pool resource that is due (``polling.pool_refresh``), one paged
+   container-group list per resource group, and the ``standbyVirtualMachines`` list of each VM pool;
+2. the detail GET of every member that is due: new, changed state in the list, not ready, or read
+   longer than ``polling.member_refresh`` ago.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,8 +34,14 @@ from .config import PoolRef, Settings
 
 log = logging.getLogger(__name__)
 
-_PROVIDER_CG_POOLS = "providers/Microsoft.StandbyPool/standbyContainerGroupPools"
-_PROVIDER_CONTAINER_GROUPS = "providers/Microsoft.ContainerInstance/containerGroups"
+T = TypeVar("T")
+Outcome = T | ArmError  # a read's result, or why it failed
+
+_PROVIDERS = {
+    "container_group": "providers/Microsoft.StandbyPool/standbyContainerGroupPools",
+    "virtual_machine": "providers/Microsoft.StandbyPool/standbyVirtualMachinePools",
+}
+_CONTAINER_GROUPS = "providers/Microsoft.ContainerInstance/containerGroups"
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,7 @@ class Snapshot:
     arm: ArmStatsSnapshot
     interval: float
     cycles_skipped: int = 0
+    discovered: dict[tuple[str, str], int] = field(default_factory=dict)  # (subscription, kind) -> pools found
 
     @property
     def ready(self) -> bool:
@@ -61,16 +78,44 @@ class Snapshot:
         return all(status.polled for status in self.pools)
 
 
-def _pool_path(ref: PoolRef) -> str:
-    return f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/{_PROVIDER_CG_POOLS}/{ref.name}"
+@dataclass(frozen=True)
+class _Candidate:
+    key: str  # lower-cased resource path
+    listed_state: str  # provisioningState as the list shows it
+    read: Callable[[], Outcome[model.Member]]
 
 
-def _container_groups_path(subscription_id: str, resource_group: str) -> str:
-    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/{_PROVIDER_CONTAINER_GROUPS}"
+@dataclass(frozen=True)
+class _CachedMember:
+    member: model.Member
+    listed_state: str  # provisioningState in the list when the details were read
+    read_at: float
+
+
+def pool_path(ref: PoolRef) -> str:
+    return f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/{_PROVIDERS[ref.kind]}/{ref.name}"
+
+
+def container_groups_path(subscription_id: str, resource_group: str) -> str:
+    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/{_CONTAINER_GROUPS}"
+
+
+def shard_of(ref: PoolRef, count: int) -> int:
+    """Stable shard of a pool: sha256 of its lower-cased resource id, modulo ``count``."""
+    digest = hashlib.sha256(pool_path(ref).lower().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def _group(ref: PoolRef) -> tuple[str, str]:
+    return (ref.subscription_id.lower(), ref.resource_group.lower())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class Poller:
-    """Polls every configured pool on a schedule and publishes snapshots."""
+    """Polls every configured and discovered pool on a schedule and publishes snapshots."""
 
     def __init__(
         self,
@@ -79,38 +124,79 @@ class Poller:
         stats: ArmStats,
         *,
         wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._settings = settings
         self._client = client
         self._stats = stats
         self._now = wall_clock
-        self._versions = settings.azure.api_versions
+        self._monotonic = monotonic
+        self._settings = settings
         self._executor = ThreadPoolExecutor(max_workers=settings.polling.concurrency, thread_name_prefix="poll")
         self._scheduler: BackgroundScheduler | None = None
         self._skipped = 0
         self._cycle_lock = threading.Lock()
+        self._discovered: dict[str, tuple[model.ListedPool, ...]] = {}  # subscription -> pools found there
+        self._pool_cache: dict[tuple[str, str, str, str], tuple[model.Pool, float]] = {}
+        self._member_cache: dict[str, _CachedMember] = {}
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
-        self.snapshot = Snapshot(
-            pools=tuple(PoolStatus(ref) for ref in settings.pools),
-            arm=ArmStatsSnapshot(),
-            interval=settings.polling.interval,
-        )
+        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval)
+
+    # -- the pool set ------------------------------------------------------------------------------
+    def pools(self) -> tuple[PoolRef, ...]:
+        """Configured pools, then discovered ones not configured, keeping this replica's shard only."""
+        settings = self._settings
+        refs: dict[tuple[str, str, str, str], PoolRef] = {ref.key: ref for ref in settings.pools}
+        for listed in (pool for pools in self._discovered.values() for pool in pools):
+            ref = PoolRef(listed.subscription_id, listed.resource_group, listed.name, listed.kind)
+            refs.setdefault(ref.key, ref)
+        count = settings.sharding.count
+        return tuple(ref for ref in refs.values() if count == 1 or shard_of(ref, count) == settings.sharding.index)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply a reloaded configuration from the next cycle on (interval, pools, discovery, budget-free parts)."""
+        with self._cycle_lock:
+            old = self._settings
+            self._settings = settings
+            if settings.discovery is None:
+                self._discovered = {}
+            else:
+                wanted = set(settings.discovery.subscriptions)
+                self._discovered = {sub: pools for sub, pools in self._discovered.items() if sub in wanted}
+            if settings.polling.concurrency != old.polling.concurrency:
+                self._executor.shutdown(wait=False)
+                self._executor = ThreadPoolExecutor(max_workers=settings.polling.concurrency, thread_name_prefix="poll")
+        if self._scheduler is not None:
+            if settings.polling.interval != old.polling.interval:
+                self._scheduler.reschedule_job("poll", trigger="interval", seconds=settings.polling.interval)
+            self._schedule_discovery()
+        log.info("configuration applied", extra={"pools": len(settings.pools), "discovery": settings.discovery is not None})
 
     # -- scheduling -------------------------------------------------------------------------------
     def start(self) -> None:
-        """Poll now, then every ``polling.interval``; an overlapping cycle is skipped and counted."""
+        """Discover (if configured) and poll now, then on their intervals; overlapping runs are skipped and counted."""
         scheduler = BackgroundScheduler(daemon=True, job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
-        scheduler.add_job(
-            self.poll_once,
-            "interval",
-            seconds=self._settings.polling.interval,
-            next_run_time=datetime.now(timezone.utc),
-            misfire_grace_time=max(1, int(self._settings.polling.interval)),
-            id="poll",
-        )
-        scheduler.start()
         self._scheduler = scheduler
+        self._schedule_discovery()
+        interval = self._settings.polling.interval
+        scheduler.add_job(self._discover_then_poll, "date", run_date=_utcnow(), id="first")
+        scheduler.add_job(self.poll_once, "interval", seconds=interval, id="poll", misfire_grace_time=max(1, int(interval)),
+                          next_run_time=datetime.fromtimestamp(self._now() + interval, timezone.utc))
+        scheduler.start()
+
+    def _schedule_discovery(self) -> None:
+        assert self._scheduler is not None
+        discovery = self._settings.discovery
+        if self._scheduler.get_job("discover") is not None:
+            self._scheduler.remove_job("discover")
+        if discovery is not None:
+            self._scheduler.add_job(self.discover_once, "interval", seconds=discovery.interval, id="discover",
+                                    next_run_time=datetime.fromtimestamp(self._now() + discovery.interval, timezone.utc))
+
+    def _discover_then_poll(self) -> None:
+        if self._settings.discovery is not None:
+            self.discover_once()
+        self.poll_once()
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -118,101 +204,190 @@ class Poller:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_skipped(self, event: JobExecutionEvent) -> None:
-        self._skipped += 1
-        log.warning("poll cycle skipped: the previous one is still running", extra={"skipped_total": self._skipped})
+        if event.job_id == "poll":
+            self._skipped += 1
+            log.warning("poll cycle skipped: the previous one is still running", extra={"skipped_total": self._skipped})
+
+    # -- discovery --------------------------------------------------------------------------------
+    def discover_once(self) -> None:
+        """List pools of every wanted kind per subscription; a failed subscription keeps what it had."""
+        discovery = self._settings.discovery
+        if discovery is None:
+            return
+        jobs = {
+            (sub, kind): self._executor.submit(self._list_pools, sub, kind)
+            for sub in discovery.subscriptions
+            for kind in discovery.kinds
+        }
+        found: dict[str, list[model.ListedPool]] = {}
+        failed: set[str] = set()
+        for (sub, kind), job in jobs.items():
+            outcome = job.result()
+            if isinstance(outcome, ArmError):
+                failed.add(sub)
+                log.warning("discovery failed", extra={"subscription_id": sub, "pool_kind": kind, "kind": outcome.kind,
+                                                       "code": outcome.code or "", "request_id": outcome.request_id or "", "error": outcome.message})
+                continue
+            found.setdefault(sub, []).extend(pool for pool in outcome if discovery.wants(PoolRef(pool.subscription_id, pool.resource_group, pool.name, pool.kind), pool.tags))
+        with self._cycle_lock:
+            for sub in discovery.subscriptions:
+                if sub not in failed:
+                    self._discovered[sub] = tuple(found.get(sub, ()))
+        log.info("discovery done", extra={"pools": sum(len(p) for p in self._discovered.values())})
+
+    def _list_pools(self, subscription_id: str, kind: str) -> Outcome[list[model.ListedPool]]:
+        def read() -> list[model.ListedPool]:
+            items = self._client.list(f"/subscriptions/{subscription_id}/{_PROVIDERS[kind]}", self._versions["standby_pool"],
+                                      operation="pool_list", subscription_id=subscription_id)
+            return [model.parse_listed_pool(item) for item in items]
+
+        return _attempt(read, "pool_list")
 
     # -- one cycle --------------------------------------------------------------------------------
+    @property
+    def _versions(self) -> dict[str, str]:
+        return self._settings.azure.api_versions
+
     def poll_once(self) -> Snapshot:
-        """Run one full cycle and swap in its snapshot."""
+        """Run one full cycle and publish its snapshot."""
         with self._cycle_lock:
+            started = self._monotonic()
+            refs = self.pools()
             previous = {status.ref.key: status for status in self.snapshot.pools}
-            member_lists = self._list_member_candidates(self._settings.pools)
-            statuses = list(
-                self._executor.map(
-                    lambda ref: self._poll_pool(ref, previous.get(ref.key, PoolStatus(ref)), member_lists),
-                    self._settings.pools,
-                )
+            wave = self._first_wave(refs)
+            pools = {ref.key: self._resolve_pool(ref, wave) for ref in refs}
+            candidates = {ref.key: self._candidates(ref, wave, pools[ref.key]) for ref in refs}
+            reads = self._read_due_members(candidates)
+            statuses = tuple(
+                self._assemble(previous.get(ref.key, PoolStatus(ref)), wave[("runtime", ref.key)].result(), pools[ref.key],
+                               candidates[ref.key], reads, started)
+                for ref in refs
             )
+            self._forget_unlisted(refs, candidates)
             snapshot = Snapshot(
-                pools=tuple(statuses), arm=self._stats.snapshot(), interval=self._settings.polling.interval,
-                cycles_skipped=self._skipped,
+                pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
+                discovered=self._discovered_counts(),
             )
             self.snapshot = snapshot
-            self.on_publish(snapshot)
-            return snapshot
+        self.on_publish(snapshot)
+        return snapshot
 
-    def _list_member_candidates(
-        self, refs: Iterable[PoolRef]
-    ) -> dict[tuple[str, str], list[model.MemberSummary] | ArmError]:
-        """One paged container-group list per resource group, shared by its pools."""
-        groups: dict[tuple[str, str], PoolRef] = {}
+    def _discovered_counts(self) -> dict[tuple[str, str], int]:
+        discovery = self._settings.discovery
+        if discovery is None:
+            return {}
+        counts = {(sub, kind): 0 for sub in discovery.subscriptions for kind in discovery.kinds}
+        for sub, pools in self._discovered.items():
+            for pool in pools:
+                counts[(sub, pool.kind)] = counts.get((sub, pool.kind), 0) + 1
+        return counts
+
+    def _first_wave(self, refs: Iterable[PoolRef]) -> dict[tuple[str, object], Future]:
+        """Runtime views, due pool resources, member lists: all at once on the bounded workers."""
+        submit = self._executor.submit
+        now = self._monotonic()
+        wave: dict[tuple[str, object], Future] = {}
         for ref in refs:
-            groups.setdefault((ref.subscription_id.lower(), ref.resource_group.lower()), ref)
+            wave[("runtime", ref.key)] = submit(self._read_runtime_view, ref)
+            cached = self._pool_cache.get(ref.key)
+            if cached is None or now - cached[1] >= self._settings.polling.pool_refresh:
+                wave[("pool", ref.key)] = submit(self._read_pool, ref)
+            if ref.kind == "container_group":
+                group = _group(ref)
+                if ("list", group) not in wave:
+                    wave[("list", group)] = submit(self._list_container_groups, ref.subscription_id, ref.resource_group)
+            else:
+                wave[("vms", ref.key)] = submit(self._list_virtual_machines, ref)
+        return wave
 
-        def read(ref: PoolRef) -> list[model.MemberSummary] | ArmError:
-            try:
-                items = self._client.list(
-                    _container_groups_path(ref.subscription_id, ref.resource_group),
-                    self._versions["container_instance"],
-                    operation="container_group_list",
-                    subscription_id=ref.subscription_id,
-                )
-                return [model.parse_member_summary(item) for item in items]
-            except ArmError as error:
-                return error
-            except model.ModelError as error:
-                return ArmError(ErrorKind.BAD_RESPONSE, str(error), operation="container_group_list")
+    def _resolve_pool(self, ref: PoolRef, wave: dict[tuple[str, object], Future]) -> Outcome[model.Pool]:
+        """The pool resource read this cycle (cached on success), else the cached one."""
+        job = wave.get(("pool", ref.key))
+        if job is None:
+            return self._pool_cache[ref.key][0]
+        outcome = job.result()
+        if not isinstance(outcome, ArmError):
+            self._pool_cache[ref.key] = (outcome, self._monotonic())
+        return outcome
 
-        results = self._executor.map(read, groups.values())
-        return dict(zip(groups, results))
+    def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: Outcome[model.Pool]) -> Outcome[list[_Candidate]]:
+        """Each member the lists show, with its cache key, its state in the list and its detail read."""
+        if ref.kind == "container_group":
+            listed = wave[("list", _group(ref))].result()
+            if isinstance(listed, ArmError):
+                return listed
+            return [
+                _Candidate(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{summary.name}".lower(),
+                           summary.provisioning_state, functools.partial(self._read_container_group, ref, summary.name))
+                for summary in listed if model.is_member(summary.name, ref.name)
+            ]
+        vms = wave[("vms", ref.key)].result()
+        if isinstance(vms, ArmError):
+            return vms
+        vm_state = None if isinstance(pool, ArmError) else pool.virtual_machine_state
+        return [
+            _Candidate(vm.resource_id.lower(), vm.provisioning_state,
+                       functools.partial(self._read_virtual_machine, ref.subscription_id, vm, vm_state))
+            for vm in vms
+        ]
 
-    def _poll_pool(
+    def _read_due_members(self, candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> dict[str, Future]:
+        """Submit one detail GET per member that is new, changed in the list, not ready, or read too long ago."""
+        reads: dict[str, Future] = {}
+        now = self._monotonic()
+        refresh = self._settings.polling.member_refresh
+        for outcome in candidates.values():
+            for candidate in [] if isinstance(outcome, ArmError) else outcome:
+                cached = self._member_cache.get(candidate.key)
+                due = (cached is None or cached.listed_state != candidate.listed_state or not cached.member.ready
+                       or now - cached.read_at >= refresh)
+                if due and candidate.key not in reads:
+                    reads[candidate.key] = self._executor.submit(candidate.read)
+        return reads
+
+    def _assemble(
         self,
-        ref: PoolRef,
         previous: PoolStatus,
-        member_lists: dict[tuple[str, str], list[model.MemberSummary] | ArmError],
+        runtime: Outcome[model.RuntimeView],
+        pool: Outcome[model.Pool],
+        candidates: Outcome[list[_Candidate]],
+        reads: dict[str, Future],
+        started: float,
     ) -> PoolStatus:
-        started = time.monotonic()
+        """Combine the reads of one pool into its status; the first failure marks the pool down."""
         try:
-            data = self._read_pool(ref, member_lists[(ref.subscription_id.lower(), ref.resource_group.lower())])
-        except (ArmError, model.ModelError) as exc:
-            error = exc if isinstance(exc, ArmError) else ArmError(ErrorKind.BAD_RESPONSE, str(exc))
-            return self._failed(previous, error, time.monotonic() - started)
-        return replace(
-            previous, polled=True, up=True, last_success=self._now(), poll_duration=time.monotonic() - started,
-            last_error=None, data=data,
-        )
+            runtime_view, pool_resource = _unwrap(runtime), _unwrap(pool)
+            members: list[model.Member] = []
+            for candidate in _unwrap(candidates):
+                job = reads.get(candidate.key)
+                if job is None:
+                    members.append(self._member_cache[candidate.key].member)
+                    continue
+                outcome = job.result()
+                if isinstance(outcome, ArmError) and outcome.kind == ErrorKind.NOT_FOUND:
+                    continue  # handed out between the list and the read
+                member = _unwrap(outcome)
+                self._member_cache[candidate.key] = _CachedMember(member, candidate.listed_state, self._monotonic())
+                members.append(member)
+        except ArmError as error:
+            return self._failed(previous, error, self._monotonic() - started)
+        data = PoolData(pool=pool_resource, runtime=runtime_view, members=tuple(sorted(members, key=lambda m: m.name)))
+        return replace(previous, polled=True, up=True, last_success=self._now(), poll_duration=self._monotonic() - started,
+                       last_error=None, data=data)
 
-    def _read_pool(self, ref: PoolRef, candidates: list[model.MemberSummary] | ArmError) -> PoolData:
-        path = _pool_path(ref)
-        version = self._versions["standby_pool"]
-        sub = ref.subscription_id
-        runtime = model.parse_runtime_view(
-            self._client.get(f"{path}/runtimeViews/latest", version, operation="runtime_view", subscription_id=sub)
-        )
-        pool = model.parse_pool(self._client.get(path, version, operation="pool", subscription_id=sub))
-        if isinstance(candidates, ArmError):
-            raise candidates
-        members = tuple(
-            model.parse_member(
-                self._client.get(
-                    f"{_container_groups_path(sub, ref.resource_group)}/{candidate.name}",
-                    self._versions["container_instance"],
-                    operation="container_group",
-                    subscription_id=sub,
-                )
-            )
-            for candidate in sorted(candidates, key=lambda c: c.name)
-            if model.is_member(candidate.name, ref.name)
-        )
-        return PoolData(pool=pool, runtime=runtime, members=members)
+    def _forget_unlisted(self, refs: Iterable[PoolRef], candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> None:
+        """Drop cached pools and members no longer polled or listed, so memory follows the estate."""
+        keys = {ref.key for ref in refs}
+        self._pool_cache = {key: value for key, value in self._pool_cache.items() if key in keys}
+        listed = {c.key for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome}
+        self._member_cache = {key: value for key, value in self._member_cache.items() if key in listed}
 
     def _failed(self, previous: PoolStatus, error: ArmError, duration: float) -> PoolStatus:
         ref = previous.ref
         log.warning(
             "pool poll failed",
             extra={
-                "subscription_id": ref.subscription_id, "resource_group": ref.resource_group, "pool": ref.name,
+                "subscription_id": ref.subscription_id, "resource_group": ref.resource_group, "pool": ref.name, "pool_kind": ref.kind,
                 "kind": error.kind, "code": error.code or "", "request_id": error.request_id or "",
                 "operation": error.operation, "error": error.message,
             },
@@ -222,3 +397,58 @@ class Poller:
         if error.kind == ErrorKind.NOT_FOUND or not fresh:
             data = None
         return replace(previous, polled=True, up=False, poll_duration=duration, last_error=error.describe(), data=data)
+
+    # -- single reads (each returns its result or the ArmError; never raises) ----------------------
+    def _read_runtime_view(self, ref: PoolRef) -> Outcome[model.RuntimeView]:
+        return _attempt(lambda: model.parse_runtime_view(
+            self._client.get(f"{pool_path(ref)}/runtimeViews/latest", self._versions["standby_pool"], operation="runtime_view",
+                             subscription_id=ref.subscription_id),
+            model.POOL_STATES[ref.kind],
+        ), "runtime_view")
+
+    def _read_pool(self, ref: PoolRef) -> Outcome[model.Pool]:
+        return _attempt(lambda: model.parse_pool(
+            self._client.get(pool_path(ref), self._versions["standby_pool"], operation="pool", subscription_id=ref.subscription_id)
+        ), "pool")
+
+    def _list_container_groups(self, subscription_id: str, resource_group: str) -> Outcome[list[model.MemberSummary]]:
+        return _attempt(lambda: [
+            model.parse_member_summary(item)
+            for item in self._client.list(container_groups_path(subscription_id, resource_group), self._versions["container_instance"],
+                                          operation="container_group_list", subscription_id=subscription_id)
+        ], "container_group_list")
+
+    def _read_container_group(self, ref: PoolRef, name: str) -> Outcome[model.Member]:
+        return _attempt(lambda: model.parse_member(
+            self._client.get(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{name}",
+                             self._versions["container_instance"], operation="container_group", subscription_id=ref.subscription_id)
+        ), "container_group")
+
+    def _list_virtual_machines(self, ref: PoolRef) -> Outcome[list[model.VirtualMachineRef]]:
+        return _attempt(lambda: [
+            model.parse_virtual_machine_ref(item)
+            for item in self._client.list(f"{pool_path(ref)}/standbyVirtualMachines", self._versions["standby_pool"],
+                                          operation="vm_list", subscription_id=ref.subscription_id)
+        ], "vm_list")
+
+    def _read_virtual_machine(self, subscription_id: str, vm: model.VirtualMachineRef, pool_vm_state: str | None) -> Outcome[model.Member]:
+        return _attempt(lambda: model.parse_virtual_machine(
+            self._client.get(f"{vm.resource_id}/instanceView", self._versions["compute"], operation="vm_instance_view",
+                             subscription_id=subscription_id),
+            vm.name, pool_vm_state,
+        ), "vm_instance_view")
+
+
+def _attempt(read: Callable[[], T], operation: str) -> Outcome[T]:
+    try:
+        return read()
+    except ArmError as error:
+        return error
+    except model.ModelError as error:
+        return ArmError(ErrorKind.BAD_RESPONSE, str(error), operation=operation)
+
+
+def _unwrap(outcome: Outcome[T]) -> T:
+    if isinstance(outcome, ArmError):
+        raise outcome
+    return outcome

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from exporter import arm
-from exporter.arm import ArmClient, ArmError, ErrorKind, RetryPolicy
+from exporter.arm import ArmClient, ArmError, ErrorKind, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
 from tests.support.scripted_http import Reply, ScriptedServer
 
@@ -47,15 +47,30 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
 
 
-def client_for(server: ScriptedServer, credential: FakeCredential | None = None, **kwargs: object) -> tuple[ArmClient, list[float], ArmStats]:
-    sleeps: list[float] = []
+class FakeTime:
+    """A clock that moves only when something sleeps; records the sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client_for(server: ScriptedServer, credential: FakeCredential | None = None, rate: float = 0, burst: int = 1) -> tuple[ArmClient, list[float], ArmStats]:
+    fake = FakeTime()
     stats = ArmStats()
     client = ArmClient(
         server.url, credential or FakeCredential(), "https://management.azure.com/.default",
-        timeout=2, observer=stats, sleep=sleeps.append, retry=RetryPolicy(attempts=3, backoff_base=0.1, backoff_max=1, retry_after_max=7),
-        **kwargs,  # type: ignore[arg-type]
+        timeout=2, observer=stats, sleep=fake.sleep, budget=ReadBudget(rate, burst, clock=fake.clock, sleep=fake.sleep),
+        retry=RetryPolicy(attempts=3, backoff_base=0.1, backoff_max=1, retry_after_max=7),
     )
-    return client, sleeps, stats
+    return client, fake.sleeps, stats
 
 
 def test_get_sends_token_and_api_version_and_records_the_request(server: ScriptedServer) -> None:
@@ -115,13 +130,38 @@ def test_next_link_with_another_scheme_or_type_is_refused(server: ScriptedServer
     assert len(server.requests) == 1
 
 
-def test_429_honours_retry_after_capped(server: ScriptedServer) -> None:
+def test_429_pauses_the_subscription_for_retry_after_then_retries(server: ScriptedServer) -> None:
     throttled = {"error": {"code": "TooManyRequests", "message": "slow down"}}
-    server.script(POOL, Reply(429, throttled, {"Retry-After": "3"}), Reply(429, throttled, {"Retry-After": "60"}), Reply(200, {"ok": True}))
+    server.script(POOL, Reply(429, throttled, {"Retry-After": "3"}), Reply(200, {"ok": True}))
     client, sleeps, stats = client_for(server)
     assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"ok": True}
-    assert sleeps == [3.0, 7.0]  # 60 capped at retry_after_max
-    assert stats.snapshot().requests == {(SUB, "pool", "429"): 2, (SUB, "pool", "200"): 1}
+    assert sum(sleeps) == pytest.approx(3.0)
+    snapshot = stats.snapshot()
+    assert snapshot.requests == {(SUB, "pool", "429"): 1, (SUB, "pool", "200"): 1}
+    assert snapshot.throttled == {SUB: 1}
+    assert snapshot.budget_wait_seconds == {SUB: pytest.approx(3.0)}
+
+
+def test_retry_after_beyond_the_cap_fails_fast_and_keeps_the_pause(server: ScriptedServer) -> None:
+    throttled = {"error": {"code": "TooManyRequests", "message": "slow down"}}
+    server.script(POOL, Reply(429, throttled, {"Retry-After": "60", "x-ms-request-id": "r-429"}), Reply(200, {"ok": True}))
+    client, sleeps, _ = client_for(server)
+    with pytest.raises(ArmError) as caught:
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert caught.value.kind == ErrorKind.THROTTLED
+    assert len(server.requests) == 1 and sum(sleeps) == 0  # never sent before Retry-After passed
+    with pytest.raises(ArmError, match="wait 60s more"):  # other reads of the subscription fail fast too
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert len(server.requests) == 1
+
+
+def test_budget_spaces_reads_after_the_burst(server: ScriptedServer) -> None:
+    server.script(POOL, Reply(200, {}))
+    client, sleeps, stats = client_for(server, rate=10, burst=3)
+    for _ in range(6):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert sleeps == pytest.approx([0.1, 0.1, 0.1])  # three from the burst, then one per 1/rate
+    assert stats.snapshot().budget_wait_seconds[SUB] == pytest.approx(0.3)
 
 
 def test_server_errors_retry_with_bounded_jittered_backoff(server: ScriptedServer) -> None:
@@ -220,3 +260,15 @@ def test_credential_failure_is_typed_and_does_not_call_arm(server: ScriptedServe
     assert caught.value.kind == ErrorKind.CREDENTIAL
     assert "identity endpoint said no" in str(caught.value) and "second line" not in str(caught.value)
     assert server.requests == []
+
+
+def test_concurrent_401s_refresh_the_token_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    credential = FakeCredential()
+    tokens = arm.TokenCache(credential, "scope")
+    rejected = tokens.get()
+    with ThreadPoolExecutor(8) as pool:
+        fresh = set(pool.map(lambda _: tokens.get(rejected=rejected), range(8)))
+    assert fresh == {f"{SECRET}-2"}
+    assert credential.calls == 2  # the first token, then one refresh for all eight readers
