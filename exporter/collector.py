@@ -62,6 +62,14 @@ def max_ready_capacity(snapshot: Snapshot) -> Metric:
     return family
 
 
+def min_ready_capacity(snapshot: Snapshot) -> Metric:
+    family = _gauge(snapshot, "min_ready_capacity", "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.")
+    for status, data in _with_data(snapshot):
+        if data.pool.min_ready_capacity is not None:
+            family.add_metric(_pool_values(status), data.pool.min_ready_capacity)
+    return family
+
+
 def _one_hot(family: GaugeMetricFamily, labels: list[str], current: str, known: tuple[str, ...]) -> None:
     for state in dict.fromkeys((*known, current)):
         family.add_metric([*labels, state], 1.0 if state == current else 0.0)
@@ -83,17 +91,21 @@ def health_state(snapshot: Snapshot) -> Metric:
 
 
 def info(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "info", "Standby pool metadata; always 1.", ("location",))
+    family = _gauge(
+        snapshot, "info", "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set.",
+        ("location", "virtual_machine_state", "scale_set"),
+    )
     for status, data in _with_data(snapshot):
-        family.add_metric([*_pool_values(status), data.pool.location], 1.0)
+        pool = data.pool
+        family.add_metric([*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or ""], 1.0)
     return family
 
 
 def members(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "members", "Member container groups of the pool by provisioningState.", ("provisioning_state",))
+    family = _gauge(snapshot, "members", "Members of the pool (container groups or VMs) by provisioning state.", ("provisioning_state",))
     for status, data in _with_data(snapshot):
         counts = Counter(member.provisioning_state for member in data.members)
-        for state in dict.fromkeys((*model.CONTAINER_GROUP_PROVISIONING_STATES, *sorted(counts))):
+        for state in dict.fromkeys((*model.MEMBER_PROVISIONING_STATES[status.ref.kind], *sorted(counts))):
             family.add_metric([*_pool_values(status), state], counts.get(state, 0))
     return family
 
@@ -101,7 +113,8 @@ def members(snapshot: Snapshot) -> Metric:
 def members_ready(snapshot: Snapshot) -> Metric:
     family = _gauge(
         snapshot, "members_ready",
-        "Member container groups that are ready: provisioningState Succeeded, state Running, every container Running.",
+        "Members that are ready. Container groups: provisioningState Succeeded, state Running, every container Running. "
+        "VMs: in the pool, provisioning succeeded, power state the one the pool keeps.",
     )
     for status, data in _with_data(snapshot):
         family.add_metric(_pool_values(status), sum(member.ready for member in data.members))
@@ -109,10 +122,60 @@ def members_ready(snapshot: Snapshot) -> Metric:
 
 
 def member_ready(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "member_ready", "1 when the member container group is ready, else 0.", ("member",))
+    family = _gauge(snapshot, "member_ready", "1 when the member (container group or VM) is ready, else 0.", ("member",))
     for status, data in _with_data(snapshot):
         for member in data.members:
             family.add_metric([*_pool_values(status), member.name], 1.0 if member.ready else 0.0)
+    return family
+
+
+def member_in_pool(snapshot: Snapshot) -> Metric:
+    family = _gauge(snapshot, "member_in_pool", "1 while the VM waits in the standby pool (isVMInStandbyPool), 0 once handed out.", ("member",))
+    for status, data in _with_data(snapshot):
+        for member in data.members:
+            if member.in_pool is not None:
+                family.add_metric([*_pool_values(status), member.name], 1.0 if member.in_pool else 0.0)
+    return family
+
+
+def _forecasts(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.Forecast]]:
+    for status, data in _with_data(snapshot):
+        if data.runtime.forecast is not None:
+            yield status, data.runtime.forecast
+
+
+def forecast_instances_requested(snapshot: Snapshot) -> Metric:
+    family = _gauge(
+        snapshot, "forecast_instances_requested",
+        "Azure's forecast of instances requested, per forecast interval (step 0 starts at the forecast start).", ("step",),
+    )
+    for status, forecast in _forecasts(snapshot):
+        for step, value in enumerate(forecast.instances_requested):
+            family.add_metric([*_pool_values(status), str(step)], value)
+    return family
+
+
+def forecast_start_timestamp_seconds(snapshot: Snapshot) -> Metric:
+    family = _gauge(snapshot, "forecast_start_timestamp_seconds", "Unix time at which the forecast's step 0 starts.")
+    for status, forecast in _forecasts(snapshot):
+        if forecast.start_timestamp is not None:
+            family.add_metric(_pool_values(status), forecast.start_timestamp)
+    return family
+
+
+def forecast_interval_seconds(snapshot: Snapshot) -> Metric:
+    family = _gauge(snapshot, "forecast_interval_seconds", "Length of one forecast step.")
+    for status, forecast in _forecasts(snapshot):
+        if forecast.interval_seconds is not None:
+            family.add_metric(_pool_values(status), forecast.interval_seconds)
+    return family
+
+
+def forecast_accuracy_ratio(snapshot: Snapshot) -> Metric:
+    family = _gauge(snapshot, "forecast_accuracy_ratio", "Accuracy Azure reports for its forecast, 0 to 1.")
+    for status, forecast in _forecasts(snapshot):
+        if forecast.accuracy_ratio is not None:
+            family.add_metric(_pool_values(status), forecast.accuracy_ratio)
     return family
 
 
@@ -162,6 +225,44 @@ def arm_ratelimit_remaining_reads(snapshot: Snapshot) -> Metric:
     return family
 
 
+def _per_subscription_counter(snapshot: Snapshot, name: str, help_text: str, values: dict[str, float]) -> Metric:
+    family = CounterMetricFamily(PREFIX + name, _cached(help_text, snapshot), labels=["subscription_id"])
+    for subscription_id, value in sorted(values.items()):
+        family.add_metric([subscription_id], value)
+    return family
+
+
+def arm_throttled(snapshot: Snapshot) -> Metric:
+    return _per_subscription_counter(
+        snapshot, "arm_throttled", "ARM 429 answers that paused every read of the subscription until Retry-After passed.",
+        {sub: float(count) for sub, count in snapshot.arm.throttled.items()},
+    )
+
+
+def arm_budget_wait_seconds(snapshot: Snapshot) -> Metric:
+    return _per_subscription_counter(
+        snapshot, "arm_budget_wait_seconds", "Time reads waited for the client-side read budget or a Retry-After pause.",
+        snapshot.arm.budget_wait_seconds,
+    )
+
+
+def discovered_pools(snapshot: Snapshot) -> Metric:
+    family = GaugeMetricFamily(
+        PREFIX + "discovered_pools", _cached("Standby pools found by discovery and passing its filters.", snapshot),
+        labels=["subscription_id", "pool_kind"],
+    )
+    for (subscription_id, kind), count in sorted(snapshot.discovered.items()):
+        family.add_metric([subscription_id, kind], count)
+    return family
+
+
+def poll_cycle_duration_seconds(snapshot: Snapshot) -> Metric:
+    family = GaugeMetricFamily(PREFIX + "poll_cycle_duration_seconds", _cached("Wall time of the last complete poll cycle over every pool.", snapshot))
+    if snapshot.cycle_duration is not None:
+        family.add_metric([], snapshot.cycle_duration)
+    return family
+
+
 def poll_cycles_skipped(snapshot: Snapshot) -> Metric:
     family = CounterMetricFamily(
         PREFIX + "poll_cycles_skipped",
@@ -178,9 +279,12 @@ def exporter_build_info(snapshot: Snapshot) -> Metric:
 
 
 FAMILIES: tuple[Callable[[Snapshot], Metric], ...] = (
-    instances, max_ready_capacity, provisioning_state, health_state, info, members, members_ready, member_ready,
+    instances, max_ready_capacity, min_ready_capacity, provisioning_state, health_state, info,
+    members, members_ready, member_ready, member_in_pool,
+    forecast_instances_requested, forecast_start_timestamp_seconds, forecast_interval_seconds, forecast_accuracy_ratio,
     up, last_success_timestamp_seconds, poll_duration_seconds,
-    arm_requests, arm_ratelimit_remaining_reads, poll_cycles_skipped, exporter_build_info,
+    arm_requests, arm_ratelimit_remaining_reads, arm_throttled, arm_budget_wait_seconds,
+    discovered_pools, poll_cycle_duration_seconds, poll_cycles_skipped, exporter_build_info,
 )
 
 

@@ -324,6 +324,8 @@ def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) ->
     codes = [status.get("code") for status in statuses if isinstance(status, Mapping) and isinstance(status.get("code"), str)]
     provisioning = next((code.split("/", 1)[1] for code in codes if code.lower().startswith("provisioningstate/")), "NotSpecified")
     power = next((code.split("/", 1)[1].lower() for code in codes if code.lower().startswith("powerstate/")), None)
+    if any(code.lower() == "hibernationstate/hibernated" for code in codes):
+        power = "hibernated"  # Azure reports a hibernated VM as PowerState/deallocated plus HibernationState/Hibernated
     provisioning = canonical(provisioning, VIRTUAL_MACHINE_PROVISIONING_STATES)
     in_pool = view.get("isVMInStandbyPool")
     in_pool = in_pool if isinstance(in_pool, bool) else None

@@ -71,6 +71,7 @@ class Snapshot:
     interval: float
     cycles_skipped: int = 0
     discovered: dict[tuple[str, str], int] = field(default_factory=dict)  # (subscription, kind) -> pools found
+    cycle_duration: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -266,7 +267,7 @@ class Poller:
             self._forget_unlisted(refs, candidates)
             snapshot = Snapshot(
                 pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
-                discovered=self._discovered_counts(),
+                discovered=self._discovered_counts(), cycle_duration=self._monotonic() - started,
             )
             self.snapshot = snapshot
         self.on_publish(snapshot)

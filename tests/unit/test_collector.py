@@ -64,6 +64,29 @@ def stale_failed() -> PoolStatus:
     return PoolStatus(ref("batch"), polled=True, up=False, last_success=1_764_000_000.0, poll_duration=10.0, last_error="server: boom", data=None)
 
 
+def vm_pool_with_forecast() -> PoolStatus:
+    return PoolStatus(
+        PoolRef(SUB, "rg-vm", "vmpool", "virtual_machine"),
+        polled=True,
+        up=True,
+        last_success=1_764_100_000.0,
+        poll_duration=0.5,
+        data=PoolData(
+            pool=model.Pool("vmpool", "eastus", "Succeeded", 3, min_ready_capacity=1, virtual_machine_state="Deallocated", scale_set="vmss-web"),
+            runtime=model.RuntimeView(
+                tuple(model.InstanceCount("", state, 2 if state == "Deallocated" else 0) for state in model.VIRTUAL_MACHINE_POOL_STATES),
+                "Succeeded",
+                "degraded",
+                model.Forecast(instances_requested=(1, 2, 3), start_timestamp=1_764_104_400.0, interval_seconds=3600.0, accuracy_ratio=0.85),
+            ),
+            members=(
+                model.Member("vm-a", "Succeeded", "deallocated", True, in_pool=True),
+                model.Member("vm-b", "Succeeded", "running", False, in_pool=False),
+            ),
+        ),
+    )
+
+
 def never_polled() -> PoolStatus:
     return PoolStatus(ref("late", "rg-two"))
 
@@ -74,9 +97,13 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
         arm=ArmStatsSnapshot(
             requests={(SUB, "runtime_view", "200"): 7, (SUB, "runtime_view", "429"): 1, (SUB, "container_group", "error"): 2},
             remaining_reads={SUB: 249},
+            throttled={SUB: 2},
+            budget_wait_seconds={SUB: 4.5},
         ),
         interval=60.0,
         cycles_skipped=3,
+        discovered={(SUB, "container_group"): 2, (SUB, "virtual_machine"): 1},
+        cycle_duration=1.25,
     )
 
 
@@ -85,6 +112,7 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
     [
         ("healthy_zonal.prom", (healthy_zonal(),)),
         ("mixed.prom", (healthy_zonal(), stale_failed(), never_polled())),
+        ("virtual_machine.prom", (vm_pool_with_forecast(),)),
     ],
 )
 def test_exposition_matches_golden_file(golden: str, pools: tuple[PoolStatus, ...]) -> None:
