@@ -1,23 +1,79 @@
-"""HTTP endpoints: ``/`` landing page, the telemetry path, ``/healthz`` and ``/readyz``."""
+"""HTTP endpoints: ``/`` landing page, the telemetry path, ``/healthz``, ``/readyz`` and ``/-/reload``.
+
+With ``--web.config.file`` (see :mod:`exporter.webconfig`), each accepted connection is wrapped with
+the CURRENT web config's SSL context in the connection's own thread, with a handshake timeout, so a
+client that never completes its handshake holds only its own thread. Every request on every path
+(and with every method) must then pass basic auth when users are configured, and the configured
+headers are added to every response.
+"""
 
 from __future__ import annotations
 
 import gzip
 import html
 import logging
+import selectors
 import socket
+import ssl
+import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import Collector
 
 from . import __version__
 from .collector import Publisher
+from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to complete its whole TLS handshake
+IDLE_TIMEOUT = 120.0  # seconds a connection may sit idle (or a single read/write may block) before it is closed
+MAX_REQUEST_BODY = 64 * 1024  # larger request bodies are not read: the connection is closed instead
+REALM = "standby-pool-exporter"
+_NO_WEB_CONFIG = WebConfig()
+
+
+class ReloadNotSupported(Exception):
+    """Raised by a reload callable when this process cannot reload its configuration (e.g. ``--demo``)."""
+
+
+class _WithoutCreated(Collector):
+    """A prometheus-client metric without its ``_created`` sample (a separate gauge in the text format)."""
+
+    def __init__(self, metric: Collector) -> None:
+        self._metric = metric
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._metric.collect():
+            family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+            yield family
+
+
+class WebMetrics:
+    """Counters of refused connections and requests, rendered with the live registry at scrape time."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.auth_failures = Counter(
+            "azure_standby_pool_web_auth_failures_total",
+            "HTTP requests refused with 401 because of a wrong or missing basic-auth password.",
+            registry=None,
+        )
+        self.tls_handshake_failures = Counter(
+            "azure_standby_pool_web_tls_handshake_failures_total",
+            "Connections closed because their TLS handshake failed or timed out.",
+            registry=None,
+        )
+        if registry is not None:
+            registry.register(_WithoutCreated(self.auth_failures))
+            registry.register(_WithoutCreated(self.tls_handshake_failures))
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -32,6 +88,7 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 
 class ExporterHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # server_close() must not wait for idle keep-alive connections
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], app: "ExporterApp") -> None:
@@ -39,25 +96,160 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.app = app
         super().__init__(address, _Handler)
 
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        """Runs in the connection's own thread: the TLS handshake (if configured) happens here, bounded."""
+        context = self.app.web_config().ssl_context()
+        if context is None:
+            self.RequestHandlerClass(request, client_address, self)
+            return
+        try:
+            connection = _handshake(context, request, HANDSHAKE_TIMEOUT)
+        except OSError as exc:  # ssl.SSLError, the timeout, a reset
+            self.app.web_metrics.tls_handshake_failures.inc()
+            log.debug("TLS handshake failed", extra={"client": client_address[0], "err": _describe(exc)})
+            return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            try:
+                connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            connection.close()
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        """A client that misbehaves (resets, times out, sends garbage) is logged at debug, without a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("connection error", extra={"client": client_address[0], "err": _describe(exc)})
+        else:
+            log.error("error handling a request", exc_info=True, extra={"client": client_address[0]})
+
+
+def _handshake(context: ssl.SSLContext, request: socket.socket, timeout: float) -> ssl.SSLSocket:
+    """Server-side TLS handshake that must finish within ``timeout`` in total (a trickling client too)."""
+    deadline = time.monotonic() + timeout
+    request.setblocking(False)
+    connection = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+    try:
+        with selectors.DefaultSelector() as selector:
+            while True:
+                try:
+                    connection.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    event = selectors.EVENT_READ
+                except ssl.SSLWantWriteError:
+                    event = selectors.EVENT_WRITE
+                remaining = deadline - time.monotonic()
+                selector.register(connection, event)
+                ready = selector.select(remaining) if remaining > 0 else []
+                selector.unregister(connection)
+                if not ready:
+                    raise TimeoutError(f"no complete TLS handshake within {timeout:g}s")
+    except BaseException:
+        connection.close()
+        raise
+    connection.setblocking(True)
+    return connection
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
 
 class ExporterApp:
-    """What the handler needs: the published snapshot, the small scrape-time registry, the paths."""
+    """What the handler needs: the published snapshot, the small scrape-time registry, the paths, the web config.
 
-    def __init__(self, publisher: Publisher, live_registry: CollectorRegistry, telemetry_path: str = "/metrics") -> None:
+    ``web_config`` returns the current :class:`WebConfig` (e.g. ``WebConfigWatcher.current``); it is
+    called once per connection (TLS) and once per request (auth, headers). ``reload`` reloads the
+    configuration and returns its problems (empty: success), or raises :class:`ReloadNotSupported`;
+    ``POST /-/reload`` calls it only when ``enable_lifecycle`` is true.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        live_registry: CollectorRegistry,
+        telemetry_path: str = "/metrics",
+        *,
+        web_config: Callable[[], WebConfig] | None = None,
+        reload: Callable[[], list[str]] | None = None,
+        enable_lifecycle: bool = False,
+    ) -> None:
         self.publisher = publisher
-        self.live_registry = live_registry  # process metrics: cheap, rendered per scrape
+        self.live_registry = live_registry  # process and web metrics: cheap, rendered per scrape
         self.telemetry_path = telemetry_path
+        self.web_config: Callable[[], WebConfig] = web_config or (lambda: _NO_WEB_CONFIG)
+        self.reload = reload
+        self.enable_lifecycle = enable_lifecycle
+        self.web_metrics = WebMetrics(live_registry)
+
+
+_TEXT = "text/plain; charset=utf-8"
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = f"standby-pool-exporter/{__version__}"
+    timeout = IDLE_TIMEOUT
+    _web: WebConfig | None = None
+    _status = 0
+
+    def handle_one_request(self) -> None:
+        self._web = None  # each request sees the config current when it arrives
+        super().handle_one_request()
+
+    def _web_config(self) -> WebConfig:
+        if self._web is None:
+            self._web = self.server.app.web_config()
+        return self._web
+
+    def parse_request(self) -> bool:
+        """Parse, then require basic auth on every path and method (when users are configured)."""
+        if not super().parse_request():
+            return False
+        if self._web_config().authorize(self.headers.get("Authorization")):
+            return True
+        self.server.app.web_metrics.auth_failures.inc()
+        log.debug("unauthorized request", extra={"client": self.client_address[0], "method": self.command, "path": self.path.split("?", 1)[0]})
+        if self._has_body():
+            self.close_connection = True  # its body is not read
+        self._send(401, _TEXT, b"Unauthorized\n", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        return False
+
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response_only(code, message)
+
+    def end_headers(self) -> None:
+        """Configured headers go on every final response, errors included (not on ``100 Continue``)."""
+        if self._status >= 200:
+            for name, value in self._web_config().headers.items():
+                self.send_header(name, value)
+        super().end_headers()
+
+    def _has_body(self) -> bool:
+        return bool(self.headers.get("Transfer-Encoding")) or self.headers.get("Content-Length", "0").strip() not in ("", "0")
+
+    def _discard_body(self) -> None:
+        """Read a small request body so the connection can be reused; otherwise close it after the response."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return
+        length = self.headers.get("Content-Length", "0").strip() or "0"
+        if not length.isdigit() or int(length) > MAX_REQUEST_BODY:
+            self.close_connection = True
+        elif int(length):
+            self.rfile.read(int(length))
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         app = self.server.app
         path = self.path.split("?", 1)[0]
-        if path == app.telemetry_path:
+        if path == "/-/reload":
+            self._send(405, _TEXT, b"Only POST or PUT requests allowed\n", {"Allow": "POST, PUT"})
+        elif path == app.telemetry_path:
             self._metrics(app)
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", _landing_page(app).encode())
@@ -68,6 +260,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200 if ready else 503, "text/plain; charset=utf-8", b"ready\n" if ready else b"not ready: polling every pool once\n")
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        app = self.server.app
+        path = self.path.split("?", 1)[0]
+        self._discard_body()
+        if path == "/-/reload":
+            self._reload(app)
+        elif path in (app.telemetry_path, "/", "/healthz", "/readyz"):
+            self._send(405, _TEXT, b"method not allowed\n", {"Allow": "GET, HEAD"})
+        else:
+            self._send(404, _TEXT, b"not found\n")
+
+    do_PUT = do_POST  # noqa: N815
+
+    def _reload(self, app: ExporterApp) -> None:
+        """Prometheus' lifecycle API: 403 unless enabled; 200 reloaded, 500 with the problems, 400 unsupported."""
+        if not app.enable_lifecycle:
+            self._send(403, _TEXT, b"Lifecycle API is not enabled.\n")
+            return
+        try:
+            if app.reload is None:
+                raise ReloadNotSupported("configuration reload is not supported")
+            problems = app.reload()
+        except ReloadNotSupported as exc:
+            self._send(400, _TEXT, f"{exc}\n".encode())
+            return
+        if problems:
+            body = "failed to reload config:\n" + "".join(f"  - {problem}\n" for problem in problems)
+            self._send(500, _TEXT, body.encode())
+        else:
+            self._send(200, _TEXT, b"configuration reloaded\n")
 
     def _metrics(self, app: ExporterApp) -> None:
         """Pre-rendered snapshot bytes plus the small live part: a scrape costs the same at any series count.
