@@ -24,9 +24,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class ExporterProcess:
-    """``python -m exporter`` as a child process; collects its stderr; knows its HTTP address."""
+    """``python -m exporter`` as a child process; collects its stderr; knows its HTTP address.
 
-    def __init__(self, config: dict[str, Any], tmp_path: Path, server: SimulatorServer, *extra_args: str) -> None:
+    ``scheme="https"`` (with ``--web.config.file``) makes ``url`` https; ``verify``, ``auth`` and ``cert``
+    are passed to every request ``get`` and ``post`` make (a call's own keyword arguments win).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        tmp_path: Path,
+        server: SimulatorServer,
+        *extra_args: str,
+        scheme: str = "http",
+        verify: str | bool | None = None,
+        auth: tuple[str, str] | None = None,
+        cert: tuple[str, str] | None = None,
+    ) -> None:
+        self.scheme = scheme
+        self.request_options: dict[str, Any] = {
+            key: value for key, value in (("verify", verify), ("auth", auth), ("cert", cert)) if value is not None
+        }
         config_file = tmp_path / "config.yaml"
         config_file.write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "IDENTITY_", "MSI_"))}
@@ -50,14 +68,17 @@ class ExporterProcess:
             self.lines.append(line.rstrip("\n"))
             match = re.search(r'msg="exporter started".* address=(\S+)', line)
             if match:
-                self.url = f"http://{match.group(1)}"
+                self.url = f"{self.scheme}://{match.group(1)}"
                 self._started.set()
 
     def log_text(self) -> str:
         return "\n".join(self.lines)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, timeout=5, **kwargs)
+        return requests.get(self.url + path, **{"timeout": 5, **self.request_options, **kwargs})
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, **{"timeout": 10, **self.request_options, **kwargs})
 
     def metrics_text(self) -> str:
         response = self.get("/metrics")
@@ -122,8 +143,9 @@ def simulator() -> Iterator[tuple[Simulator, SimulatorServer]]:
 def start_exporter(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]:
     started: list[ExporterProcess] = []
 
-    def start(config: dict[str, Any], server: SimulatorServer, *extra_args: str) -> ExporterProcess:
-        process = ExporterProcess(config, tmp_path, server, *extra_args)
+    def start(config: dict[str, Any], server: SimulatorServer, *extra_args: str, **options: Any) -> ExporterProcess:
+        """``options``: ExporterProcess's ``scheme``, ``verify``, ``auth``, ``cert``."""
+        process = ExporterProcess(config, tmp_path, server, *extra_args, **options)
         started.append(process)
         return process
 
