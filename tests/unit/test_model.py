@@ -137,3 +137,124 @@ def test_is_member(container_group: str, pool: str, member: bool) -> None:
 @pytest.mark.parametrize(("value", "expected"), [("running", "Running"), ("RUNNING", "Running"), ("Starting", "Starting"), ("", "")])
 def test_canonical(value: str, expected: str) -> None:
     assert model.canonical(value, model.CONTAINER_GROUP_POOL_STATES) == expected
+
+
+# -- virtual machine pools, forecasts and discovery (every stable api-version's shape) --------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("vm_pool_2024-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, None, "Running", "test-vmss")),
+        ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss")),
+        ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss")),
+        ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss")),
+        ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688)),
+    ],
+)
+def test_pool_of_every_version_and_kind(fixture: str, expected: model.Pool) -> None:
+    assert model.parse_pool(load(fixture)) == expected
+
+
+def test_vm_runtime_view_lists_every_vm_state() -> None:
+    view = model.parse_runtime_view(load("vm_runtime_view_2024-03-01.json"), model.VIRTUAL_MACHINE_POOL_STATES)
+    assert counts(view) == {("", state): (1 if state == "Running" else 0) for state in model.VIRTUAL_MACHINE_POOL_STATES}
+    assert view.health_state is None and view.forecast is None
+
+
+def test_vm_runtime_view_zonal_lower_case() -> None:
+    view = model.parse_runtime_view(load("vm_runtime_view_2025-03-01_zonal.json"), model.VIRTUAL_MACHINE_POOL_STATES)
+    found = counts(view)
+    assert found[("1", "Hibernated")] == 3 and found[("1", "Hibernating")] == 1 and found[("2", "Hibernated")] == 2
+    assert found[("2", "Running")] == 0 and len(found) == 16
+    assert view.health_state == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        (
+            "runtime_view_2025-10-01_forecast.json",
+            model.Forecast((4, 5, 6, 7, 8, 9, 10, 9, 8, 7, 6, 5), 1_795_636_800.0, 3600.0, 0.85),
+        ),
+        (
+            "vm_runtime_view_2026-04-01_forecast.json",
+            model.Forecast((3, 3, 4, 5, 6, 7, 8, 7, 6, 5, 4, 3), 1_775_116_800.123456, 1800.0, 0.9),
+        ),
+    ],
+)
+def test_forecast_in_both_key_styles(fixture: str, expected: model.Forecast) -> None:
+    states = model.VIRTUAL_MACHINE_POOL_STATES if fixture.startswith("vm_") else model.CONTAINER_GROUP_POOL_STATES
+    forecast = model.parse_runtime_view(load(fixture), states).forecast
+    assert forecast is not None
+    assert forecast.instances_requested == expected.instances_requested
+    assert forecast.start_timestamp == pytest.approx(expected.start_timestamp)
+    assert (forecast.interval_seconds, forecast.accuracy_ratio) == (expected.interval_seconds, expected.accuracy_ratio)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "expected"),
+    [
+        (None, None),
+        ({}, None),
+        ({"forecastValues": {"instancesRequestedCount": []}}, None),
+        ({"forecastValues": {"instancesRequestedCount": ["a"]}}, None),
+        ({"forecastValues": {"instancesRequestedCount": [1, 2]}, "forecastInfo": "{not json", "forecastStartTime": "yesterday"},
+         model.Forecast((1, 2), None, None, None)),
+        ({"forecastValues": {"instancesRequestedCount": [1]}, "forecastInfo": {"forecastaccuracy": "0.7", "seriesunitintervalinmins": "15"}},
+         model.Forecast((1,), None, 900.0, 0.7)),
+        ({"forecastValues": {"instancesRequestedCount": list(range(20))}, "forecastInfo": '{"forecastAccuracy": -3}'},
+         model.Forecast(tuple(range(12)), None, None, None)),
+    ],
+)
+def test_forecast_is_read_leniently(prediction: object, expected: model.Forecast | None) -> None:
+    assert model.parse_forecast(prediction) == expected
+
+
+def test_virtual_machine_ref() -> None:
+    [item] = load("standby_virtual_machines_page.json")["value"]
+    ref = model.parse_virtual_machine_ref(item)
+    assert (ref.name, ref.provisioning_state) == ("testPool_vm0", "Succeeded")
+    assert ref.resource_id.endswith("/providers/Microsoft.Compute/virtualMachines/testPool_vm0")
+
+
+@pytest.mark.parametrize(
+    "vm_id",
+    ["https://evil.example/subscriptions/x", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/a", "", None],
+)
+def test_virtual_machine_ref_rejects_what_is_not_a_vm_id(vm_id: object) -> None:
+    with pytest.raises(model.ModelError):
+        model.parse_virtual_machine_ref({"properties": {"virtualMachineResourceId": vm_id}})
+
+
+@pytest.mark.parametrize(
+    ("fixture", "pool_state", "expected"),
+    [
+        ("vm_instance_view_seed.json", "Deallocated", model.Member("vm0", "Succeeded", "deallocated", True, in_pool=True)),
+        ("vm_instance_view_seed.json", "Running", model.Member("vm0", "Succeeded", "deallocated", False, in_pool=True)),
+        ("vm_instance_view_seed.json", "Mix", model.Member("vm0", "Succeeded", "deallocated", True, in_pool=True)),
+        ("vm_instance_view_hibernated.json", "Hibernated", model.Member("vm0", "Succeeded", "hibernated", True, in_pool=True)),
+        ("vm_instance_view_claimed.json", "Running", model.Member("vm0", "Succeeded", "running", False, in_pool=False)),
+        ("vm_instance_view_creating.json", "Running", model.Member("vm0", "Creating", None, False, in_pool=True)),
+    ],
+)
+def test_virtual_machine_readiness(fixture: str, pool_state: str, expected: model.Member) -> None:
+    assert model.parse_virtual_machine(load(fixture), "vm0", pool_state) == expected
+
+
+def test_listed_pool_for_discovery() -> None:
+    listed = model.parse_listed_pool(load("pool_list_item_cg.json"))
+    assert listed == model.ListedPool("f8da6e30-a9d8-48ab-b05c-3f7fe482e13b", "test-standbypool", "testCGPool", "container_group", {"team": "web", "env": "1"})
+
+
+@pytest.mark.parametrize(
+    "pool_id",
+    [
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyVirtualMachinePools",
+        "not-an-id",
+    ],
+)
+def test_listed_pool_rejects_other_ids(pool_id: str) -> None:
+    with pytest.raises(model.ModelError):
+        model.parse_listed_pool({"id": pool_id})
