@@ -21,7 +21,10 @@ class Demo:
 
 
 def start_demo() -> Demo:
-    """Start the simulator's demo world on a loopback port; the real azure-identity fetches tokens from it."""
+    """Start the simulator's demo world on a loopback port; the real azure-identity fetches tokens from it.
+
+    The exporter finds the demo's container group and VM pools by discovery, as it would in a real subscription.
+    """
     from azure.identity import ManagedIdentityCredential
 
     from .simulator import Simulator, SimulatorServer
@@ -30,15 +33,11 @@ def start_demo() -> Demo:
     server = SimulatorServer(simulator, host="127.0.0.1", port=0, tick_interval=1.0).start()
     os.environ["IDENTITY_ENDPOINT"] = server.identity_endpoint
     os.environ["IDENTITY_HEADER"] = server.identity_header
-    pools = [
-        {"subscription_id": pool.subscription_id, "resource_group": pool.resource_group, "name": pool.name}
-        for pool in simulator.pools("container_group", DEMO_SUBSCRIPTION)
-    ]
     settings = load_settings(
         {
             "azure": {"resource_manager_endpoint": server.url},
-            "polling": {"interval": DEMO_INTERVAL_SECONDS, "timeout": 5, "stale_after": 60},
-            "pools": pools,
+            "polling": {"interval": DEMO_INTERVAL_SECONDS, "timeout": 5, "stale_after": 60, "member_refresh": 30},
+            "discovery": {"subscriptions": [DEMO_SUBSCRIPTION], "interval": 60},
         }
     )
     return Demo(settings=settings, credential=ManagedIdentityCredential(), stop=server.stop)

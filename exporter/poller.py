@@ -72,11 +72,12 @@ class Snapshot:
     cycles_skipped: int = 0
     discovered: dict[tuple[str, str], int] = field(default_factory=dict)  # (subscription, kind) -> pools found
     cycle_duration: float | None = None
+    cycles: int = 0  # completed poll cycles
 
     @property
     def ready(self) -> bool:
-        """Every pool has been polled at least once (successfully or not)."""
-        return all(status.polled for status in self.pools)
+        """A cycle has completed and every pool has been polled at least once (successfully or not)."""
+        return self.cycles > 0 and all(status.polled for status in self.pools)
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class Poller:
             snapshot = Snapshot(
                 pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
                 discovered=self._discovered_counts(), cycle_duration=self._monotonic() - started,
+                cycles=self.snapshot.cycles + 1,
             )
             self.snapshot = snapshot
         self.on_publish(snapshot)
