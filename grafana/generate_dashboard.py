@@ -438,9 +438,16 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         options=legend_options("lastNotNull", "max")))
     panels.append(panel(
         layout, "timeseries", "Poll duration",
-        "Wall time of the last poll of each pool (every ARM read it needed, retries and waits included).",
-        [target("A", f"azure_standby_pool_poll_duration_seconds{{{POOL}}}", legend)], 8, 8,
-        defaults=timeseries_defaults("s"), options=legend_options("lastNotNull", "max")))
+        "Wall time of the last poll of each pool (every ARM read it needed, retries and waits included), and "
+        "of the last whole poll cycle over every pool of the exporter (dashed); a cycle longer than the "
+        "polling interval makes the exporter skip cycles.",
+        [
+            target("A", f"azure_standby_pool_poll_duration_seconds{{{POOL}}}", legend),
+            target("B", "max(azure_standby_pool_poll_cycle_duration_seconds)", "whole cycle (all pools)"),
+        ], 8, 8,
+        defaults=timeseries_defaults("s"),
+        overrides=[by_ref("B", **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}, "custom.fillOpacity": 0})],
+        options=legend_options("lastNotNull", "max")))
     panels.append(panel(
         layout, "timeseries", "ARM requests by code",
         "ARM reads per second by HTTP status (\"error\": no response). 429 is throttling; 401/403 point at "

@@ -25,7 +25,11 @@ FILTERS = {"subscription_id": "$subscription_id", "resource_group": "$resource_g
 EXPORTER_WIDE = {
     "azure_standby_pool_exporter_build_info",
     "azure_standby_pool_config_last_reload_successful",
+    "azure_standby_pool_config_last_reload_success_timestamp_seconds",
     "azure_standby_pool_poll_cycles_skipped_total",
+    "azure_standby_pool_poll_cycle_duration_seconds",
+    "azure_standby_pool_web_auth_failures_total",
+    "azure_standby_pool_web_tls_handshake_failures_total",
 }
 # Grafana's own interval variables, replaced by values when a query is checked.
 GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__interval": "1m", "$__range": "1h"}
