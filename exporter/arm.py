@@ -100,6 +100,8 @@ class RequestObserver(Protocol):
 
     def budget_waited(self, subscription_id: str, seconds: float) -> None: ...
 
+    def next_link_refused(self, subscription_id: str) -> None: ...
+
 
 class _NullObserver:
     def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
@@ -109,6 +111,9 @@ class _NullObserver:
         return None
 
     def budget_waited(self, subscription_id: str, seconds: float) -> None:
+        return None
+
+    def next_link_refused(self, subscription_id: str) -> None:
         return None
 
 
@@ -252,7 +257,7 @@ class ArmClient:
                 raise ArmError(ErrorKind.BAD_RESPONSE, "list response has no 'value' array", operation=operation)
             yield from (item for item in items if isinstance(item, dict))
             next_link = body.get("nextLink")
-            url, params = (self._checked_next_link(next_link, operation) if next_link else None), None
+            url, params = (self._checked_next_link(next_link, operation, subscription_id) if next_link else None), None
             pages += 1
             if pages > 10_000:
                 raise ArmError(ErrorKind.BAD_RESPONSE, "more than 10000 pages: refusing to loop", operation=operation)
@@ -260,11 +265,12 @@ class ArmClient:
     def _url(self, path: str) -> str:
         return self._endpoint + (path if path.startswith("/") else "/" + path)
 
-    def _checked_next_link(self, link: object, operation: str) -> str:
+    def _checked_next_link(self, link: object, operation: str, subscription_id: str) -> str:
         if not isinstance(link, str):
             raise ArmError(ErrorKind.BAD_RESPONSE, "nextLink is not a string", operation=operation)
         parts = urlsplit(link)
         if (parts.scheme, parts.netloc.lower()) != self._origin:
+            self._observer.next_link_refused(subscription_id)
             # Never name the target host's token-bearing request; say only where it pointed.
             raise ArmError(
                 ErrorKind.BAD_RESPONSE,

@@ -13,6 +13,7 @@ class ArmStatsSnapshot:
     remaining_reads: dict[str, int] = field(default_factory=dict)  # subscription -> last header value
     throttled: dict[str, int] = field(default_factory=dict)  # subscription -> 429s answered by a pause
     budget_wait_seconds: dict[str, float] = field(default_factory=dict)  # subscription -> seconds waited
+    next_links_refused: dict[str, int] = field(default_factory=dict)  # subscription -> nextLinks off the ARM origin
 
 
 class ArmStats:
@@ -24,6 +25,7 @@ class ArmStats:
         self._remaining: dict[str, int] = {}
         self._throttled: Counter[str] = Counter()
         self._waited: dict[str, float] = {}
+        self._refused: Counter[str] = Counter()
 
     def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
         with self._lock:
@@ -39,9 +41,14 @@ class ArmStats:
         with self._lock:
             self._waited[subscription_id] = self._waited.get(subscription_id, 0.0) + seconds
 
+    def next_link_refused(self, subscription_id: str) -> None:
+        with self._lock:
+            self._refused[subscription_id] += 1
+
     def snapshot(self) -> ArmStatsSnapshot:
         with self._lock:
             return ArmStatsSnapshot(
                 requests=dict(self._requests), remaining_reads=dict(self._remaining),
                 throttled=dict(self._throttled), budget_wait_seconds=dict(self._waited),
+                next_links_refused=dict(self._refused),
             )

@@ -246,6 +246,13 @@ def arm_budget_wait_seconds(snapshot: Snapshot) -> Metric:
     )
 
 
+def arm_next_links_refused(snapshot: Snapshot) -> Metric:
+    return _per_subscription_counter(
+        snapshot, "arm_next_links_refused", "Paging nextLinks refused because they pointed off the ARM endpoint (the token never goes there).",
+        {sub: float(count) for sub, count in snapshot.arm.next_links_refused.items()},
+    )
+
+
 def discovered_pools(snapshot: Snapshot) -> Metric:
     family = GaugeMetricFamily(
         PREFIX + "discovered_pools", _cached("Standby pools found by discovery and passing its filters.", snapshot),
@@ -283,7 +290,7 @@ FAMILIES: tuple[Callable[[Snapshot], Metric], ...] = (
     members, members_ready, member_ready, member_in_pool,
     forecast_instances_requested, forecast_start_timestamp_seconds, forecast_interval_seconds, forecast_accuracy_ratio,
     up, last_success_timestamp_seconds, poll_duration_seconds,
-    arm_requests, arm_ratelimit_remaining_reads, arm_throttled, arm_budget_wait_seconds,
+    arm_requests, arm_ratelimit_remaining_reads, arm_throttled, arm_budget_wait_seconds, arm_next_links_refused,
     discovered_pools, poll_cycle_duration_seconds, poll_cycles_skipped, exporter_build_info,
 )
 

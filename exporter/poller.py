@@ -108,6 +108,24 @@ def shard_of(ref: PoolRef, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
+# The role action each read needs: named in the log when ARM answers 403.
+REQUIRED_ACTIONS = {
+    "runtime_view": "Microsoft.StandbyPool/{provider}/runtimeViews/read",
+    "pool": "Microsoft.StandbyPool/{provider}/read",
+    "pool_list": "Microsoft.StandbyPool/{provider}/read",
+    "container_group_list": "Microsoft.ContainerInstance/containerGroups/read",
+    "container_group": "Microsoft.ContainerInstance/containerGroups/read",
+    "vm_list": "Microsoft.StandbyPool/standbyVirtualMachinePools/standbyVirtualMachines/read",
+    "vm_instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
+}
+
+
+def missing_role_hint(operation: str, kind: str) -> str:
+    provider = _PROVIDERS[kind].rsplit("/", 1)[-1]
+    action = REQUIRED_ACTIONS.get(operation, "the exporter's read actions").format(provider=provider)
+    return f"the exporter's identity lacks {action}: assign the role in deploy/azure/role.json (README: least-privilege role)"
+
+
 def _group(ref: PoolRef) -> tuple[str, str]:
     return (ref.subscription_id.lower(), ref.resource_group.lower())
 
@@ -387,14 +405,14 @@ class Poller:
 
     def _failed(self, previous: PoolStatus, error: ArmError, duration: float) -> PoolStatus:
         ref = previous.ref
-        log.warning(
-            "pool poll failed",
-            extra={
-                "subscription_id": ref.subscription_id, "resource_group": ref.resource_group, "pool": ref.name, "pool_kind": ref.kind,
-                "kind": error.kind, "code": error.code or "", "request_id": error.request_id or "",
-                "operation": error.operation, "error": error.message,
-            },
-        )
+        fields = {
+            "subscription_id": ref.subscription_id, "resource_group": ref.resource_group, "pool": ref.name, "pool_kind": ref.kind,
+            "kind": error.kind, "code": error.code or "", "request_id": error.request_id or "",
+            "operation": error.operation, "error": error.message,
+        }
+        if error.kind == ErrorKind.FORBIDDEN:
+            fields["hint"] = missing_role_hint(error.operation, ref.kind)
+        log.warning("pool poll failed", extra=fields)
         data = previous.data
         fresh = previous.last_success is not None and self._now() - previous.last_success < self._settings.polling.stale_after
         if error.kind == ErrorKind.NOT_FOUND or not fresh:

@@ -172,6 +172,9 @@ def test_faults_mark_the_pool_down_and_recover(two_pools: tuple[Simulator, Simul
     exporter.wait_for(lambda: up(exporter, "web") == 0, what="web down")
     assert exporter.get("/healthz").status_code == 200
     exporter.wait_for(lambda: any("pool=web" in line and f"kind={kind}" in line for line in exporter.lines), what=f"a {kind} log line")
+    if kind == "forbidden":
+        line = next(line for line in exporter.lines if "kind=forbidden" in line)
+        assert "Microsoft.StandbyPool/standbyContainerGroupPools/runtimeViews/read" in line and "hint=" in line
     sim.faults.clear()
     exporter.wait_for(lambda: up(exporter, "web") == 1, timeout=15, what="recovery")
 

@@ -112,12 +112,13 @@ def test_next_link_to_another_host_is_refused_and_never_contacted(server: Script
     with ScriptedServer() as elsewhere:
         elsewhere.script("/steal", Reply(200, {"value": []}))
         server.script(LIST, Reply(200, {"value": [{"name": "a"}], "nextLink": f"{elsewhere.url}/steal"}))
-        client, _, _ = client_for(server)
+        client, _, stats = client_for(server)
         with pytest.raises(ArmError) as caught:
             client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
         assert caught.value.kind == ErrorKind.BAD_RESPONSE
         assert "refusing nextLink" in str(caught.value)
         assert elsewhere.requests == []
+        assert stats.snapshot().next_links_refused == {SUB: 1}
 
 
 @pytest.mark.parametrize("link", ["https://{host}/page2", "ftp://{host}/page2", 42])
