@@ -225,6 +225,17 @@ def test_stops_cleanly_within_five_seconds(two_pools: tuple[Simulator, Simulator
     assert 'msg="shutting down"' in exporter.log_text()
 
 
+def test_overlapping_cycles_are_skipped_and_counted(two_pools: tuple[Simulator, SimulatorServer], start_exporter) -> None:
+    sim, server = two_pools
+    sim.faults.add(Fault(match="runtimeviews", delay=2.5))  # each cycle takes longer than the 1 s interval
+    exporter = start_exporter(pool_config(server, ("rg-one", "web"), timeout="5s"), server)
+    exporter.wait_for(lambda: (exporter.value("azure_standby_pool_poll_cycles_skipped_total") or 0) >= 1, timeout=15, what="a skipped cycle")
+    runtime_views = [r for r in sim.requests if r.operation == "runtime_view"]
+    starts = sorted(r.time for r in runtime_views)
+    assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:]))  # never stacked: one cycle at a time
+    assert any("poll cycle skipped" in line for line in exporter.lines)
+
+
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
