@@ -150,6 +150,11 @@ class Reloader:
             except Exception as exc:  # the poller refused it: keep reporting the failure, keep serving
                 log.exception("cannot apply the reloaded configuration")
                 return self._failed([f"cannot apply the configuration: {type(exc).__name__}: {exc}"])
+            if settings.polling.timeout != self._running.polling.timeout:
+                log.warning(
+                    "polling.timeout changed: the HTTP client keeps its start value until a restart",
+                    extra={"running": self._running.polling.timeout, "configured": settings.polling.timeout},
+                )
             self._running = settings
             self._successful.set(1)
             self._success_time.set(self._clock())

@@ -239,3 +239,15 @@ def test_demo_mode_does_not_reload(setup, caplog: pytest.LogCaptureFixture) -> N
         reloader.on_signal()
     assert any("SIGHUP ignored" in r.getMessage() for r in caplog.records)
     assert registry.get_sample_value(OK) == 1 and poller.applied == []
+
+
+def test_a_changed_timeout_is_applied_with_a_warning(setup, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    file, poller, registry, _ = setup
+    reloader = make_reloader(setup)
+    changed = config("pool-a")
+    changed["polling"] = {"timeout": "3s"}
+    write(file, changed)
+    with caplog.at_level(logging.WARNING, logger="exporter"):
+        assert reloader.reload() == []
+    assert any("polling.timeout changed" in r.getMessage() for r in caplog.records)
+    assert registry.get_sample_value(OK) == 1
