@@ -134,6 +134,12 @@ class ReadBudget:
         self._tokens: dict[str, tuple[float, float]] = {}  # subscription -> (balance, as of)
         self._paused_until: dict[str, float] = {}
 
+    def update(self, rate: float, burst: int) -> None:
+        """Apply a reloaded budget; balances carry over, capped at the new burst."""
+        with self._lock:
+            self._rate, self._burst = rate, float(burst)
+            self._tokens = {sub: (min(balance, self._burst), as_of) for sub, (balance, as_of) in self._tokens.items()}
+
     def pause(self, subscription_id: str, seconds: float) -> None:
         with self._lock:
             until = self._clock() + seconds

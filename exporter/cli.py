@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, ProcessCollector
 
 from . import __version__, logs
-from .arm import ArmClient, TokenCredential
+from .arm import ArmClient, ReadBudget, TokenCredential
 from .armstats import ArmStats
 from .collector import Publisher
 from .config import ConfigError, Settings, load_file
@@ -293,12 +294,14 @@ def _run(
         return 0
 
     stats = ArmStats()
+    budget = ReadBudget(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
     client = ArmClient(
         settings.azure.resource_manager_endpoint,
         credential,
         settings.azure.token_scope,
         timeout=settings.polling.timeout,
         observer=stats,
+        budget=budget,
         pool_size=max(16, settings.polling.concurrency * 2),
     )
     resources.closers.append(client.close)
@@ -309,7 +312,7 @@ def _run(
     live_registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=live_registry)
     PlatformCollector(registry=live_registry)
-    reloader = Reloader(None if args.demo else args.config_file, args, settings, lambda new: poller.reconfigure(new), live_registry)
+    reloader = Reloader(None if args.demo else args.config_file, args, settings, functools.partial(_apply, budget, poller), live_registry)
     app = ExporterApp(
         publisher, live_registry, args.telemetry_path,
         web_config=_web_config_source(watcher, args.web_config_file) if watcher is not None else None,
@@ -341,6 +344,12 @@ def _run(
     stop.wait()
     log.info("shutting down")
     return 0
+
+
+def _apply(budget: ReadBudget, poller: Poller, settings: Settings) -> None:
+    """A reloaded configuration: the read budget at once, the rest from the next cycle."""
+    budget.update(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
+    poller.reconfigure(settings)
 
 
 def _install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -> None:

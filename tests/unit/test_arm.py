@@ -273,3 +273,40 @@ def test_concurrent_401s_refresh_the_token_once() -> None:
         fresh = set(pool.map(lambda _: tokens.get(rejected=rejected), range(8)))
     assert fresh == {f"{SECRET}-2"}
     assert credential.calls == 2  # the first token, then one refresh for all eight readers
+
+
+def test_budget_holds_under_concurrent_readers() -> None:
+    import threading
+    import time
+
+    budget = ReadBudget(rate=40, burst=5)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def reader() -> None:
+        for _ in range(5):
+            budget.acquire(SUB)
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    stamps.sort()
+    assert len(stamps) == 40
+    # 5 at once, then one per 1/40 s: the 40 reads take at least (40 - 5) / 40 s
+    assert stamps[-1] - stamps[0] >= 35 / 40 - 0.02
+    for i, start in enumerate(stamps):  # no 0.5 s window holds more than burst + rate x 0.5 (+1 for edges)
+        assert sum(1 for t in stamps[i:] if t - start < 0.5) <= 5 + 20 + 1
+
+
+def test_budget_update_applies_the_new_rate_and_caps_the_balance() -> None:
+    fake = FakeTime()
+    budget = ReadBudget(rate=1, burst=50, clock=fake.clock, sleep=fake.sleep)
+    budget.acquire(SUB)
+    budget.update(rate=10, burst=2)
+    for _ in range(4):
+        budget.acquire(SUB)
+    assert fake.sleeps == pytest.approx([0.1, 0.1])  # balance capped at 2, then one per 1/10 s
