@@ -46,6 +46,21 @@ def _with_data(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, PoolData]]:
             yield status, status.data
 
 
+def _per_pool(snapshot: Snapshot, name: str, help_text: str, value_of: Callable[[PoolData], float | None]) -> Metric:
+    """One optional value per pool with data: a series only where ``value_of`` gives a number."""
+    family = _gauge(snapshot, name, help_text)
+    for status, data in _with_data(snapshot):
+        value = value_of(data)
+        if value is not None:
+            family.add_metric(_pool_values(status), value)
+    return family
+
+
+def _forecast_field(data: PoolData, field_name: str) -> float | None:
+    forecast = data.runtime.forecast
+    return None if forecast is None else getattr(forecast, field_name)
+
+
 def instances(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "instances", "Instances in the standby pool by state, from the runtime view.", ("availability_zone", "state"))
     for status, data in _with_data(snapshot):
@@ -55,19 +70,14 @@ def instances(snapshot: Snapshot) -> Metric:
 
 
 def max_ready_capacity(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "max_ready_capacity", "Maximum ready capacity of the pool (elasticityProfile.maxReadyCapacity).")
-    for status, data in _with_data(snapshot):
-        if data.pool.max_ready_capacity is not None:
-            family.add_metric(_pool_values(status), data.pool.max_ready_capacity)
-    return family
+    return _per_pool(snapshot, "max_ready_capacity", "Maximum ready capacity of the pool (elasticityProfile.maxReadyCapacity).",
+                     lambda data: data.pool.max_ready_capacity)
 
 
 def min_ready_capacity(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "min_ready_capacity", "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.")
-    for status, data in _with_data(snapshot):
-        if data.pool.min_ready_capacity is not None:
-            family.add_metric(_pool_values(status), data.pool.min_ready_capacity)
-    return family
+    return _per_pool(snapshot, "min_ready_capacity",
+                     "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.",
+                     lambda data: data.pool.min_ready_capacity)
 
 
 def _one_hot(family: GaugeMetricFamily, labels: list[str], current: str, known: tuple[str, ...]) -> None:
@@ -111,14 +121,12 @@ def members(snapshot: Snapshot) -> Metric:
 
 
 def members_ready(snapshot: Snapshot) -> Metric:
-    family = _gauge(
+    return _per_pool(
         snapshot, "members_ready",
         "Members that are ready. Container groups: provisioningState Succeeded, state Running, every container Running. "
         "VMs: in the pool, provisioning succeeded, power state the one the pool keeps.",
+        lambda data: sum(member.ready for member in data.members),
     )
-    for status, data in _with_data(snapshot):
-        family.add_metric(_pool_values(status), sum(member.ready for member in data.members))
-    return family
 
 
 def member_ready(snapshot: Snapshot) -> Metric:
@@ -156,27 +164,18 @@ def forecast_instances_requested(snapshot: Snapshot) -> Metric:
 
 
 def forecast_start_timestamp_seconds(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "forecast_start_timestamp_seconds", "Unix time at which the forecast's step 0 starts.")
-    for status, forecast in _forecasts(snapshot):
-        if forecast.start_timestamp is not None:
-            family.add_metric(_pool_values(status), forecast.start_timestamp)
-    return family
+    return _per_pool(snapshot, "forecast_start_timestamp_seconds", "Unix time at which the forecast's step 0 starts.",
+                     lambda data: _forecast_field(data, "start_timestamp"))
 
 
 def forecast_interval_seconds(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "forecast_interval_seconds", "Length of one forecast step.")
-    for status, forecast in _forecasts(snapshot):
-        if forecast.interval_seconds is not None:
-            family.add_metric(_pool_values(status), forecast.interval_seconds)
-    return family
+    return _per_pool(snapshot, "forecast_interval_seconds", "Length of one forecast step.",
+                     lambda data: _forecast_field(data, "interval_seconds"))
 
 
 def forecast_accuracy_ratio(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "forecast_accuracy_ratio", "Accuracy Azure reports for its forecast, 0 to 1.")
-    for status, forecast in _forecasts(snapshot):
-        if forecast.accuracy_ratio is not None:
-            family.add_metric(_pool_values(status), forecast.accuracy_ratio)
-    return family
+    return _per_pool(snapshot, "forecast_accuracy_ratio", "Accuracy Azure reports for its forecast, 0 to 1.",
+                     lambda data: _forecast_field(data, "accuracy_ratio"))
 
 
 def up(snapshot: Snapshot) -> Metric:
