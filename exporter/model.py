@@ -143,10 +143,21 @@ def _string(value: object, what: str) -> str:
     return value
 
 
+MAX_COUNT = 2**53  # beyond this a count is not exact as a float sample, and no pool is that large
+
+
 def _count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
-        raise ModelError(f"{what} must be a non-negative integer, got {value!r}")
+    if (
+        isinstance(value, bool) or not isinstance(value, (int, float))
+        or not 0 <= value <= MAX_COUNT or value != int(value)
+    ):
+        raise ModelError(f"{what} must be a non-negative integer up to 2^53, got {_short(value)}")
     return int(value)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _zone(value: object) -> str:
@@ -200,9 +211,10 @@ def parse_forecast(prediction: object) -> Forecast | None:
     values = _lower_keys(prediction.get("forecastValues")).get("instancesrequestedcount")
     if not isinstance(values, list) or not values:
         return None
-    requested = tuple(float(v) for v in values[:FORECAST_STEPS] if isinstance(v, (int, float)) and not isinstance(v, bool))
-    if len(requested) != min(len(values), FORECAST_STEPS):
+    numbers = [_number(v) for v in values[:FORECAST_STEPS] if not isinstance(v, str)]
+    if len(numbers) != min(len(values), FORECAST_STEPS) or any(n is None or abs(n) > MAX_COUNT for n in numbers):
         return None
+    requested = tuple(n for n in numbers if n is not None)
     info = prediction.get("forecastInfo")
     if isinstance(info, str):
         try:
@@ -228,7 +240,11 @@ def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
         try:
             number = float(value)

@@ -467,6 +467,9 @@ def _attempt(read: Callable[[], T], operation: str) -> Outcome[T]:
         return error
     except model.ModelError as error:
         return ArmError(ErrorKind.BAD_RESPONSE, str(error), operation=operation)
+    except Exception as error:  # a parser bug must cost one pool one cycle, never the whole snapshot
+        log.error("unexpected error while reading ARM", exc_info=True, extra={"operation": operation})
+        return ArmError(ErrorKind.BAD_RESPONSE, f"unexpected {type(error).__name__} while parsing", operation=operation)
 
 
 def _unwrap(outcome: Outcome[T]) -> T:

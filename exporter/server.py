@@ -194,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"standby-pool-exporter/{__version__}"
     timeout = IDLE_TIMEOUT
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait on kept-alive scrapes
     _web: WebConfig | None = None
     _status = 0
 

@@ -521,11 +521,6 @@ def test_unresolvable_arm_host_keeps_serving(sim_server, start_exporter) -> None
 # --------------------------------------------------------------------------------------------------
 # known exporter bugs (see the reasons); strict, so a fix turns them into failures to un-mark
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/model.py _count/parse_forecast: JSON numbers out of range (1e400 -> inf, ints beyond float) raise "
-    "OverflowError, not ModelError; it escapes poller._attempt, poll_once raises, no snapshot is published and every "
-    "pool keeps its last values with up 1. A huge integer count parses but exporter.collector.render raises."
-))
 def test_out_of_range_numbers_mark_only_their_pool_down(sim_server, start_exporter) -> None:
     sim, server = sim_server
     pools = {"inf": 2, "huge": 2, "calm": 2}
@@ -537,11 +532,6 @@ def test_out_of_range_numbers_mark_only_their_pool_down(sim_server, start_export
     check_window(window, {"inf": "bad_response", "huge": "bad_response"})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/server.py _Handler: headers and body go out in two writes without TCP_NODELAY, so on a kept-alive "
-    "connection (as Prometheus scrapes) each response waits ~40 ms for the client's delayed ACK (Nagle). "
-    "Fix: disable_nagle_algorithm = True on the handler, or send headers and body in one write."
-))
 def test_kept_alive_scrapes_are_not_delayed(sim_server, start_exporter) -> None:
     sim, server = sim_server
     exporter, _ = start(start_exporter, sim, server, {"web": 2})
