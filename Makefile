@@ -37,6 +37,11 @@ promtool:
 		echo "promtool not found and not root: the promtool tests will be skipped (apt-get install prometheus)"; \
 	fi
 
+## Benchmark against the simulator (about 5 minutes, 2 cores): one table, PASS/FAIL per target.
+## BENCH_ARGS="--quick" for a short run; `$(BIN)/python -m bench --help` lists the flags.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 check-config: install
 	$(BIN)/standby-pool-exporter --check-config --config.file=$(or $(CONFIG),config.example.yaml)
 

@@ -24,6 +24,7 @@ _POSTS: dict[str, Callable[[Simulator, dict[str, Any]], object]] = {
     "faults": lambda sim, data: sim.faults.add(Fault.from_json(data)),
     "tick": lambda sim, data: sim.tick(),
     "revoke_tokens": lambda sim, data: sim.revoke_tokens(),
+    "reset_requests": lambda sim, data: sim.reset_requests(),
     "deplete": _pool_action(lambda sim, sub, rg, pool, data: sim.deplete(sub, rg, pool)),
     "claim": _pool_action(lambda sim, sub, rg, pool, data: sim.claim(sub, rg, pool, int(data.get("count", 1)))),
     "refill": _pool_action(lambda sim, sub, rg, pool, data: sim.set_refill(sub, rg, pool, bool(data["enabled"]))),

@@ -98,6 +98,8 @@ class Simulator:
         self._forecast_pools = 0
         self._pools: dict[tuple[str, ...], Pool] = {}
         self._container_groups: dict[tuple[str, ...], ContainerGroup] = {}
+        # The same container groups by (subscription, resource group): a list page reads one group, not all.
+        self._groups_by_resource_group: dict[tuple[str, ...], dict[tuple[str, ...], ContainerGroup]] = {}
         self._virtual_machines: dict[tuple[str, ...], VirtualMachine] = {}
         self._resource_groups: dict[tuple[str, ...], str] = {}
 
@@ -157,7 +159,7 @@ class Simulator:
                 location=location, created_at=now - 3600.0, ready_at=now - 3590.0, phase="Running",
                 instance_state=state,
             )
-            self._container_groups[group_key] = group
+            self._store_group(group_key, group)
             return group
 
     def add_virtual_machine_pool(
@@ -246,7 +248,7 @@ class Simulator:
             del self._pools[(pool.KIND, *key(subscription_id, resource_group, pool_name))]
             if isinstance(pool, ContainerGroupPool):
                 for group in pool.members.values():
-                    del self._container_groups[key(group.subscription_id, group.resource_group, group.name)]
+                    self._drop_group(key(group.subscription_id, group.resource_group, group.name))
             elif isinstance(pool, VirtualMachinePool):
                 for vm in pool.members.values():
                     del self._virtual_machines[key(vm.subscription_id, vm.resource_group, vm.name)]
@@ -310,7 +312,9 @@ class Simulator:
 
     def container_groups(self, subscription_id: str, resource_group: str | None = None) -> list[ContainerGroup]:
         """Container groups in the subscription, optionally only one resource group."""
-        wanted = key(subscription_id) if resource_group is None else key(subscription_id, resource_group)
+        if resource_group is not None:
+            return list(self._groups_by_resource_group.get(key(subscription_id, resource_group), {}).values())
+        wanted = key(subscription_id)
         return [group for group_key, group in self._container_groups.items() if group_key[:len(wanted)] == wanted]
 
     def virtual_machine(self, subscription_id: str, resource_group: str, name: str) -> VirtualMachine | None:
@@ -366,6 +370,17 @@ class Simulator:
         ready_at = now - self._rng.uniform(60.0, 3600.0)
         return ready_at - duration, ready_at
 
+    def _store_group(self, group_key: tuple[str, ...], group: ContainerGroup) -> None:
+        self._container_groups[group_key] = group
+        self._groups_by_resource_group.setdefault(group_key[:2], {})[group_key] = group
+
+    def _drop_group(self, group_key: tuple[str, ...]) -> None:
+        del self._container_groups[group_key]
+        groups = self._groups_by_resource_group.get(group_key[:2], {})
+        groups.pop(group_key, None)
+        if not groups:
+            self._groups_by_resource_group.pop(group_key[:2], None)
+
     def _new_container_group(self, pool: ContainerGroupPool, now: float, ready: bool = False) -> ContainerGroup:
         name = self._unique_name(pool.name.lower(), self._container_groups, pool)
         created_at, ready_at = self._lifetime(now, ready)
@@ -375,7 +390,7 @@ class Simulator:
             zone=pool.least_used_zone(), phase="Running" if ready else "Creating",
         )
         pool.members[name.lower()] = group
-        self._container_groups[key(pool.subscription_id, pool.resource_group, name)] = group
+        self._store_group(key(pool.subscription_id, pool.resource_group, name), group)
         return group
 
     def _new_virtual_machine(self, pool: VirtualMachinePool, now: float, ready: bool = False) -> VirtualMachine:
@@ -402,7 +417,7 @@ class Simulator:
                 group.phase = "Running"
             elif group.phase == "Deleting" and group.gone_at is not None and now >= group.gone_at:
                 del pool.members[name]
-                del self._container_groups[key(group.subscription_id, group.resource_group, group.name)]
+                self._drop_group(key(group.subscription_id, group.resource_group, group.name))
 
     def _advance_virtual_machines(self, pool: VirtualMachinePool, now: float) -> None:
         transition = VM_TRANSITION[pool.virtual_machine_state]
