@@ -562,3 +562,47 @@ def test_text_that_is_not_unicode_costs_only_its_pool(sim_server, start_exporter
     exporter.wait_for(lambda: (probe.scrape().value("azure_standby_pool_last_success_timestamp_seconds", pool="calm") or 0) > first + 2 * INTERVAL,
                       timeout=6, what="the calm pool's polls still published")
     assert not [line for line in exporter.lines if "level=error" in line or "Traceback" in line]
+
+
+class _Credential:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def get_token(self, *scopes: str, claims: str | None = None) -> Any:
+        from azure.core.credentials import AccessToken
+
+        token = self.sim.tokens.issue("https://management.azure.com")
+        return AccessToken(token.access_token, token.expires_on)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG exporter/arm.py _parse_object and _error_from_response catch ValueError only: json.loads raises RecursionError "
+    "on a deeply nested body, which reaches poller._attempt's catch-all and is logged at level=error with a traceback "
+    "('unexpected RecursionError while parsing') instead of kind=bad_response '200 response is not JSON'. "
+    "Fix: catch RecursionError with ValueError in both places."
+))
+@pytest.mark.parametrize("status", [None, 500])
+def test_deeply_nested_json_is_a_bad_response(sim_server, caplog: pytest.LogCaptureFixture, status: int | None) -> None:
+    """In-process (the log records are what matters): a body of 200,000 nested arrays, as a 200 and as a 500."""
+    from exporter.arm import ArmClient, RetryPolicy
+    from exporter.armstats import ArmStats
+    from exporter.config import load_settings
+    from exporter.poller import Poller
+
+    sim, server = sim_server
+    sim.add_container_group_pool(SUB, RG, "deep", max_ready_capacity=1, running=1)
+    sim.faults.add(Fault(match=runtime_view("deep"), status=status, body=b"[" * 200_000 + b"]" * 200_000))
+    stats = ArmStats()
+    client = ArmClient(server.url, _Credential(sim), "scope", observer=stats, retry=RetryPolicy(attempts=1))
+    poller = Poller(load_settings(config(server, [(RG, "deep")])), client, stats)
+    try:
+        with caplog.at_level("WARNING", logger="exporter"):
+            snapshot = poller.poll_once()
+    finally:
+        poller.stop()
+        client.close()
+    [status_of_pool] = snapshot.pools
+    assert not status_of_pool.up
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    [failed] = [r for r in caplog.records if r.getMessage() == FAILED]
+    assert failed.kind == ("bad_response" if status is None else "server")

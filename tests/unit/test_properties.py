@@ -612,3 +612,18 @@ def test_deeply_nested_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("pools: " + "[" * 1500 + "]" * 1500 + "\n")
     with pytest.raises(ConfigError):
         load_file(path)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG exporter/config.py: polling.concurrency and azure.max_read_burst have no upper bound. exporter/cli.py passes "
+    "pool_size=2*concurrency to requests' HTTPAdapter and urllib3 fills its connection queue with that many entries "
+    "on the first request (concurrency 10**9: 2e9 entries, the process hangs and exhausts memory); ReadBudget does "
+    "float(max_read_burst), which overflows at start for a huge integer. Fix: refuse values above a sane bound."
+))
+@pytest.mark.parametrize("data", [
+    {**BASE, "polling": {"concurrency": 10**9}},
+    {**BASE, "azure": {"max_read_burst": 10**400}},
+], ids=["concurrency", "max_read_burst"])
+def test_absurd_sizes_are_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(data)
