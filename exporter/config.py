@@ -7,6 +7,7 @@ together as one :class:`ConfigError`, so an operator fixes a file in one pass.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,19 +136,37 @@ class Settings:
     sharding: ShardingSettings = ShardingSettings()
 
 
+MAX_DURATION = 30 * 86400.0
+
+
+def _finite(value: int | float | str) -> float:
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    return number
+
+
 def parse_duration(value: object) -> float:
-    """``90s``, ``5m``, ``1h``, ``250ms`` or plain seconds -> seconds (> 0)."""
+    """``90s``, ``5m``, ``1h``, ``250ms`` or plain seconds -> seconds (> 0, at most 30 days)."""
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 90s, 5m, 1h or plain seconds")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = _finite(value)
     elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        seconds = _finite(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
-        raise ValueError(f"must be a duration such as 90s, 5m, 1h or plain seconds, got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise ValueError(f"must be a duration such as 90s, 5m, 1h or plain seconds, got {_short(value)}")
+    if math.isnan(seconds) or seconds <= 0:
+        raise ValueError(f"must be positive, got {_short(value)}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"must be at most 30 days, got {_short(value)}")
     return seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _Checker:
@@ -197,20 +216,31 @@ def _string(pattern: re.Pattern[str] | None = None, what: str = "") -> Callable[
     return convert
 
 
-def _positive_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be an integer, got {_type_name(value)}")
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
-    return value
+def _int_between(low: int, high: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be an integer, got {_type_name(value)}")
+        if value < low:
+            raise ValueError(f"must be at least {low}, got {_short(value)}")
+        if value > high:
+            raise ValueError(f"must be at most {high}, got {_short(value)}")
+        return value
+
+    return convert
 
 
-def _non_negative_number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a number, got {_type_name(value)}")
-    if value < 0:
-        raise ValueError(f"must not be negative, got {value}")
-    return float(value)
+def _number_between(low: float, high: float) -> Callable[[object], float]:
+    def convert(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {_type_name(value)}")
+        number = _finite(value)
+        if math.isnan(number) or number < low:
+            raise ValueError(f"must not be below {low:g}, got {_short(value)}")
+        if number > high:
+            raise ValueError(f"must be at most {high:g}, got {_short(value)}")
+        return number
+
+    return convert
 
 
 def _non_negative_int(value: object) -> int:
@@ -226,7 +256,7 @@ def _regex(value: object) -> re.Pattern[str]:
         raise ValueError(f"must be a regular expression string, got {_type_name(value)}")
     try:
         return re.compile(value)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:
         raise ValueError(f"is not a valid regular expression: {exc}") from None
 
 
@@ -276,8 +306,8 @@ def _read_azure(check: _Checker, raw: object) -> AzureSettings:
         cloud=cloud,
         resource_manager_endpoint=endpoint,
         api_versions=versions,
-        max_reads_per_second=check.field(data, "azure", "max_reads_per_second", _non_negative_number, defaults.max_reads_per_second),
-        max_read_burst=check.field(data, "azure", "max_read_burst", _positive_int, defaults.max_read_burst),
+        max_reads_per_second=check.field(data, "azure", "max_reads_per_second", _number_between(0, 100_000), defaults.max_reads_per_second),
+        max_read_burst=check.field(data, "azure", "max_read_burst", _int_between(1, 100_000), defaults.max_read_burst),
     )
 
 
@@ -287,7 +317,7 @@ def _read_polling(check: _Checker, raw: object) -> PollingSettings:
     polling = PollingSettings(
         interval=check.field(data, "polling", "interval", parse_duration, defaults.interval),
         timeout=check.field(data, "polling", "timeout", parse_duration, defaults.timeout),
-        concurrency=check.field(data, "polling", "concurrency", _positive_int, defaults.concurrency),
+        concurrency=check.field(data, "polling", "concurrency", _int_between(1, 256), defaults.concurrency),
         stale_after=check.field(data, "polling", "stale_after", parse_duration, defaults.stale_after),
         member_refresh=check.field(data, "polling", "member_refresh", parse_duration, defaults.member_refresh),
         pool_refresh=check.field(data, "polling", "pool_refresh", parse_duration, defaults.pool_refresh),
@@ -384,7 +414,7 @@ def _read_sharding(check: _Checker, raw: object) -> ShardingSettings:
     data = check.mapping(raw, "sharding", {"index", "count"})
     sharding = ShardingSettings(
         index=check.field(data, "sharding", "index", _non_negative_int, 0),
-        count=check.field(data, "sharding", "count", _positive_int, 1),
+        count=check.field(data, "sharding", "count", _int_between(1, 10_000), 1),
     )
     if sharding.index >= sharding.count:
         check.problem("sharding.index", f"must be below sharding.count ({sharding.count}), got {sharding.index}")
@@ -424,4 +454,6 @@ def load_file(path: str | Path) -> Settings:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply"]) from None
     return load_settings(data)

@@ -6,13 +6,14 @@ compared case-insensitively, published in canonical casing when known, and verba
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 CONTAINER_GROUP_POOL_STATES = ("Creating", "Running", "Deleting")
 VIRTUAL_MACHINE_POOL_STATES = (
@@ -118,6 +119,39 @@ class ListedPool:
     tags: dict[str, str]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _unicode_checked(parse: Callable[P, R]) -> Callable[P, R]:
+    """Reject bodies holding text that is not valid Unicode (lone surrogates): it could not be published."""
+
+    @functools.wraps(parse)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        for value in (*args, *kwargs.values()):
+            _check_text(value)
+        return parse(*args, **kwargs)
+
+    return checked
+
+
+def _check_text(value: object, depth: int = 0) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ModelError("text is not valid Unicode (lone surrogate)") from None
+    elif depth > 64:
+        raise ModelError("body nested too deeply")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(key, depth + 1)
+            _check_text(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, depth + 1)
+
+
 def canonical(value: str, known: Iterable[str]) -> str:
     """``value`` in the casing of the matching known name, else verbatim."""
     folded = value.casefold()
@@ -168,6 +202,7 @@ def _zone(value: object) -> str:
     return str(value)
 
 
+@_unicode_checked
 def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_GROUP_POOL_STATES) -> RuntimeView:
     """``runtimeViews/latest`` -> counts per (zone, state), every known state present (0 when absent)."""
     properties = _mapping(_mapping(body, "runtime view").get("properties"), "runtime view properties")
@@ -276,6 +311,7 @@ def _health_state(status: object) -> str | None:
     return canonical(name, HEALTH_STATES)
 
 
+@_unicode_checked
 def parse_pool(body: object) -> Pool:
     """A ``standbyContainerGroupPools/{pool}`` or ``standbyVirtualMachinePools/{pool}`` resource."""
     resource = _mapping(body, "pool")
@@ -302,6 +338,7 @@ _POOL_PROVIDERS = {
 }
 
 
+@_unicode_checked
 def parse_listed_pool(body: object) -> ListedPool:
     """An item of a subscription's standby pool list: where it lives, its kind and its tags."""
     resource = _mapping(body, "pool")
@@ -316,6 +353,7 @@ def parse_listed_pool(body: object) -> ListedPool:
     return ListedPool(parts[1].lower(), parts[3], parts[7], kind, {str(k): str(v) for k, v in tags.items()})
 
 
+@_unicode_checked
 def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
     """An item of ``standbyVirtualMachines``: the VM's resource id is ``properties.virtualMachineResourceId``."""
     resource = _mapping(body, "standby virtual machine")
@@ -331,6 +369,7 @@ def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
     )
 
 
+@_unicode_checked
 def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) -> Member:
     """A VM's ``instanceView``. Ready: in the pool, provisioning succeeded, power state the one the pool keeps."""
     view = _mapping(body, "virtual machine instanceView")
@@ -357,6 +396,7 @@ def is_member(container_group_name: str, pool_name: str) -> bool:
     return name.startswith(prefix) and len(name) > len(prefix)
 
 
+@_unicode_checked
 def parse_member_summary(body: object) -> MemberSummary:
     """An item of the resource group's container group list."""
     resource = _mapping(body, "container group")
@@ -368,6 +408,7 @@ def parse_member_summary(body: object) -> MemberSummary:
     )
 
 
+@_unicode_checked
 def parse_member(body: object) -> Member:
     """A container group with its instanceView. Ready: Succeeded, Running, and every container Running."""
     summary = parse_member_summary(body)

@@ -290,7 +290,10 @@ class Poller:
                 cycles=self.snapshot.cycles + 1,
             )
             self.snapshot = snapshot
-        self.on_publish(snapshot)
+        try:
+            self.on_publish(snapshot)
+        except Exception:  # keep polling; the last good exposition stays served
+            log.error("publishing the snapshot failed", exc_info=True)
         return snapshot
 
     def _discovered_counts(self) -> dict[tuple[str, str], int]:

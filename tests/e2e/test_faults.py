@@ -516,7 +516,7 @@ def test_unresolvable_arm_host_keeps_serving(sim_server, start_exporter) -> None
 
 
 # --------------------------------------------------------------------------------------------------
-# bugs these tests found: kept as regression tests (strict xfail while a bug is open)
+# bugs these tests found (all fixed): kept as regression tests
 # --------------------------------------------------------------------------------------------------
 def test_out_of_range_numbers_mark_only_their_pool_down(sim_server, start_exporter) -> None:
     sim, server = sim_server
@@ -542,13 +542,6 @@ def test_kept_alive_scrapes_are_not_delayed(sim_server, start_exporter) -> None:
     assert latencies[len(latencies) // 2] < 0.020, f"median {latencies[len(latencies) // 2] * 1000:.1f} ms on a kept-alive connection"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG lone surrogates: JSON may carry \\ud800 escapes; exporter/model.py passes such strings through (states, "
-    "zones, health codes, locations, names) and exporter/collector.render raises UnicodeEncodeError, so "
-    "Publisher.publish fails in Poller.poll_once after the snapshot swap: /metrics stays frozen for EVERY pool. "
-    "Fix: ModelError for strings that do not encode as UTF-8 (model._string / canonical), or render label values "
-    "with errors='replace'; and publish failures must not freeze the exposition."
-))
 def test_text_that_is_not_unicode_costs_only_its_pool(sim_server, start_exporter) -> None:
     sim, server = sim_server
     pools = {"odd": 2, "calm": 2}
@@ -575,12 +568,6 @@ class _Credential:
         return AccessToken(token.access_token, token.expires_on)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/arm.py _parse_object and _error_from_response catch ValueError only: json.loads raises RecursionError "
-    "on a deeply nested body, which reaches poller._attempt's catch-all and is logged at level=error with a traceback "
-    "('unexpected RecursionError while parsing') instead of kind=bad_response '200 response is not JSON'. "
-    "Fix: catch RecursionError with ValueError in both places."
-))
 @pytest.mark.parametrize("status", [None, 500])
 def test_deeply_nested_json_is_a_bad_response(sim_server, caplog: pytest.LogCaptureFixture, status: int | None) -> None:
     """In-process (the log records are what matters): a body of 200,000 nested arrays, as a 200 and as a 500."""

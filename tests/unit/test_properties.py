@@ -7,7 +7,7 @@ A valid model result must also render (exporter.collector.render) into an exposi
 
 Numbers JSON can carry but floats cannot hold (1e400 -> inf, NaN, integers beyond 1.8e308) get their own
 ``*_out_of_range`` tests, and lone surrogates (``"\\ud800"`` is valid JSON) theirs; tests that find an open bug
-are strict xfails with the bug as reason.
+were strict xfails while their bug was open and are plain regression tests now.
 """
 
 from __future__ import annotations
@@ -413,11 +413,6 @@ RUNNERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG lone surrogates (JSON \\ud800 escapes) pass exporter/model.py's parsers as valid strings (states, zones, "
-    "health codes, locations, names) and exporter/collector.render then raises UnicodeEncodeError. Fix: ModelError for "
-    "strings that do not encode as UTF-8, or render with errors='replace'."
-))
 @SMALL
 @example(case=("runtime_view", json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "s\\ud800", "count": 1}]}]}}')))
 @example(case=("member", json.loads('{"name": "cg_\\ud800", "properties": {"provisioningState": "Succeeded"}}')))
@@ -569,17 +564,10 @@ def test_load_settings_from_yaml_text(text: str) -> None:
     run_yaml(text)
 
 
-EXTREME_CONFIG = pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/config.py: parse_duration and _non_negative_number convert huge YAML integers with float() "
-    "(OverflowError escapes load_settings/load_file: traceback instead of exit 2) and accept .inf/.nan "
-    "(--check-config says OK, then Poller.start crashes on int(inf)); _regex lets re.compile's OverflowError "
-    "and RecursionError escape."
-))
 BASE = {"pools": [{"subscription_id": SUB, "resource_group": "rg", "name": "pool-a"}]}
 DISCOVERY = {"discovery": {"subscriptions": [SUB]}}
 
 
-@EXTREME_CONFIG
 @SMALL
 @example(data={**BASE, "polling": {"interval": 10**400}})
 @example(data={**BASE, "polling": {"interval": math.inf, "stale_after": math.inf}})
@@ -593,7 +581,6 @@ def test_load_settings_out_of_range(data: Any) -> None:
     run_settings(data)
 
 
-@EXTREME_CONFIG
 @SMALL
 @example(text="polling: {interval: .inf, stale_after: .inf}\npools: [{subscription_id: %s, resource_group: rg, name: pool-a}]\n" % SUB)
 @given(text=yaml_documents(extreme=True))
@@ -601,10 +588,6 @@ def test_load_settings_from_yaml_text_out_of_range(text: str) -> None:
     run_yaml(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/config.py load_file: yaml.safe_load raises RecursionError (not a yaml.YAMLError) on deeply nested "
-    "YAML; it escapes as a traceback instead of a ConfigError and exit 2."
-))
 def test_deeply_nested_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     from exporter.config import load_file
 
@@ -614,12 +597,6 @@ def test_deeply_nested_yaml_file_is_a_config_error(tmp_path: Path) -> None:
         load_file(path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/config.py: polling.concurrency and azure.max_read_burst have no upper bound. exporter/cli.py passes "
-    "pool_size=2*concurrency to requests' HTTPAdapter and urllib3 fills its connection queue with that many entries "
-    "on the first request (concurrency 10**9: 2e9 entries, the process hangs and exhausts memory); ReadBudget does "
-    "float(max_read_burst), which overflows at start for a huge integer. Fix: refuse values above a sane bound."
-))
 @pytest.mark.parametrize("data", [
     {**BASE, "polling": {"concurrency": 10**9}},
     {**BASE, "azure": {"max_read_burst": 10**400}},
