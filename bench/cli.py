@@ -40,7 +40,8 @@ def _phases(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__ + """
+    parser = argparse.ArgumentParser(prog="python -m bench", description="""\
+Run the exporter against the ARM simulator and print one table with PASS/FAIL per target.
 
 Phases: cycles (ARM reads and wall time of a cold and steady cycles, in-process Poller against a
 simulator subprocess with --latency), budget (read budget and Retry-After pause), scrape (/metrics

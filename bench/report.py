@@ -185,6 +185,6 @@ def add_memory(report: Report, result: MemoryResult, target_size: bool) -> None:
     cycles = ", ".join(f"{seconds:.1f} s" for seconds in result.cycle_durations)
     passed = result.vm_hwm < MEMORY_LIMIT_BYTES and result.cycles > 0 and result.error is None
     note = "" if target_size else " (target defined at 1000 x 20)"
-    report.add(f"Peak RSS (VmHWM) of the exporter, {world.pools} pools x {world.members} members, {result.cycles} cycles ({cycles})",
+    report.add(f"Peak RSS (VmHWM) of the exporter, {world.pools} pools x {world.members} members, {result.cycles} cycles (seen: {cycles})",
                _mb(result.vm_hwm) + (f"; {result.error}" if result.error else ""), "< 250 MB" + note,
                report.verdict("memory", passed, f"VmHWM {_mb(result.vm_hwm)}" + note))
