@@ -394,7 +394,7 @@ def test_token_revoked_then_identity_endpoint_failing(sim_server, start_exporter
 
     # The identity endpoint answers 500, then garbage: kind=credential, pools down, back once it answers again.
     for fault, within in (
-        (Fault(match="msi", status=500), INTERVAL + MSAL_ERROR_CACHE + 1.0),
+        (Fault(match="msi", status=500), INTERVAL + MSAL_ERROR_CACHE + 2.5),  # + the cycle in flight
         (Fault(match="msi", body=b"<html><body>upstream connect error</body></html>", content_type="text/html"), INTERVAL + 1.0),
     ):
         sim.faults.add(fault)

@@ -76,13 +76,18 @@ def scalars(extreme: bool = False, surrogates: bool = False) -> st.SearchStrateg
     return st.none() | st.booleans() | numbers | text
 
 
+def containers(keys: st.SearchStrategy[Any]) -> Any:
+    """The ``extend`` of st.recursive: lists and objects of ``children``."""
+
+    def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5)
+
+    return extend
+
+
 def json_values(extreme: bool = False, surrogates: bool = False) -> st.SearchStrategy[Any]:
     keys = st.sampled_from(ARM_KEYS) | st.text(max_size=8)
-    return st.recursive(
-        scalars(extreme, surrogates),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5),
-        max_leaves=24,
-    )
+    return st.recursive(scalars(extreme, surrogates), containers(keys), max_leaves=24)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -450,11 +455,7 @@ def config_scalars(extreme: bool = False) -> st.SearchStrategy[Any]:
 
 def config_values(extreme: bool = False) -> st.SearchStrategy[Any]:
     keys = st.sampled_from(CONFIG_KEYS) | st.text(max_size=6) | st.integers(-3, 3) | st.none()
-    return st.recursive(
-        config_scalars(extreme),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5),
-        max_leaves=24,
-    )
+    return st.recursive(config_scalars(extreme), containers(keys), max_leaves=24)
 
 
 def _yaml_documents(folder: str) -> list[Any]:
