@@ -24,7 +24,7 @@ from exporter.simulator.world import RequestRecord
 
 from .procs import SimulatorProcess
 
-ARM_OPERATIONS = ("runtime_view", "pool", "container_group_list", "container_group")
+ARM_OPERATIONS = ("runtime_view", "pool_list", "container_group_list", "container_group")
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,18 @@ class World:
         per_group = Counter((pool.subscription_id, pool.resource_group) for pool in self.layout)
         return sum(max(1, math.ceil(count * self.members / self.page_size)) for count in per_group.values())
 
-    def cold_reads(self) -> int:
-        """pools (runtime views) + pools (pool resources) + list pages + members."""
-        return self.pools + self.pools + self.list_pages() + self.pools * self.members
+    def pool_list_pages(self) -> int:
+        """Pool list pages when the pool resources are due: per resource group ceil(pools / page size), at least 1."""
+        per_group = Counter((pool.subscription_id, pool.resource_group) for pool in self.layout)
+        return sum(max(1, math.ceil(count / self.page_size)) for count in per_group.values())
 
-    def steady_reads(self, pools_due: int = 0, members_due: int = 0) -> int:
-        """pools (runtime views) + pool resources due + list pages + members due."""
-        return self.pools + pools_due + self.list_pages() + members_due
+    def cold_reads(self) -> int:
+        """pools (runtime views) + pool list pages + container group list pages + members."""
+        return self.pools + self.pool_list_pages() + self.list_pages() + self.pools * self.members
+
+    def steady_reads(self, pool_lists_due: int = 0, members_due: int = 0) -> int:
+        """pools (runtime views) + pool list pages due + container group list pages + members due."""
+        return self.pools + pool_lists_due + self.list_pages() + members_due
 
 
 @dataclass

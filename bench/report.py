@@ -99,8 +99,11 @@ def add_cycles(report: Report, result: CyclesResult) -> None:
     assert cold is not None and result.steady and result.sequential_mean is not None
     steady = max(result.steady, key=lambda cycle: cycle.total)
     members = world.pools * world.members
-    limit = world.pools + world.list_pages() + int(STEADY_MEMBER_SHARE * members)
-    limit_text = f"<= {world.pools} + {world.list_pages()} + 10% of {members} = {limit}"
+    # "the list pages" of the target: container group list pages, plus the pool list pages in a cycle where
+    # the pool resources are due (every polling.pool_refresh)
+    pages = world.list_pages() + world.pool_list_pages()
+    limit = world.pools + pages + int(STEADY_MEMBER_SHARE * members)
+    limit_text = f"<= {world.pools} + {pages} list pages + 10% of {members} = {limit}"
     for label, cycle, formula in (("cold", cold, world.cold_reads()), ("steady", steady, world.steady_reads())):
         for operation in ARM_OPERATIONS:
             report.add(f"ARM reads per cycle, {label}: {operation}", str(cycle.reads.get(operation, 0)))

@@ -5,16 +5,19 @@ A scrape only ever reads the published snapshot; it never sees half a cycle and 
 A cycle runs in two waves on one bounded pool of workers (``polling.concurrency``), so its wall time
 is set by latency and the read budget, not by the number of pools:
 
-1. every runtime view, every pool resource that is due (``polling.pool_refresh``), one paged
-   container-group list per resource group, and the ``standbyVirtualMachines`` list of each VM pool;
-2. the detail GET of every member that is due: new, changed state in the list, not ready, or read
-   longer than ``polling.member_refresh`` ago.
+1. every runtime view; the paged pool list of each resource group (and kind) whose pool resources
+   are due (``polling.pool_refresh``); one paged container-group list per resource group; the
+   ``standbyVirtualMachines`` list of each VM pool;
+2. the detail GET of every member that is due: new, changed state in the list, or not ready; and,
+   oldest first, members read longer than ``polling.member_refresh`` ago, at most the share that
+   spreads all of them evenly over that period (members x interval / member_refresh per cycle).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import logging
 import threading
 import time
@@ -111,7 +114,6 @@ def shard_of(ref: PoolRef, count: int) -> int:
 # The role action each read needs: named in the log when ARM answers 403.
 REQUIRED_ACTIONS = {
     "runtime_view": "Microsoft.StandbyPool/{provider}/runtimeViews/read",
-    "pool": "Microsoft.StandbyPool/{provider}/read",
     "pool_list": "Microsoft.StandbyPool/{provider}/read",
     "container_group_list": "Microsoft.ContainerInstance/containerGroups/read",
     "container_group": "Microsoft.ContainerInstance/containerGroups/read",
@@ -124,6 +126,10 @@ def missing_role_hint(operation: str, kind: str) -> str:
     provider = _PROVIDERS[kind].rsplit("/", 1)[-1]
     action = REQUIRED_ACTIONS.get(operation, "the exporter's read actions").format(provider=provider)
     return f"the exporter's identity lacks {action}: assign the role in deploy/azure/role.json (README: least-privilege role)"
+
+
+def _pools_key(ref: PoolRef) -> tuple[str, str, str]:
+    return (ref.subscription_id.lower(), ref.resource_group.lower(), ref.kind)
 
 
 def _group(ref: PoolRef) -> tuple[str, str]:
@@ -156,7 +162,8 @@ class Poller:
         self._skipped = 0
         self._cycle_lock = threading.Lock()
         self._discovered: dict[str, tuple[model.ListedPool, ...]] = {}  # subscription -> pools found there
-        self._pool_cache: dict[tuple[str, str, str, str], tuple[model.Pool, float]] = {}
+        # (subscription, resource group, kind) -> (pools of that resource group by lower-cased name, read at)
+        self._pool_cache: dict[tuple[str, str, str], tuple[dict[str, model.Pool], float]] = {}
         self._member_cache: dict[str, _CachedMember] = {}
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
         self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval)
@@ -275,6 +282,7 @@ class Poller:
             refs = self.pools()
             previous = {status.ref.key: status for status in self.snapshot.pools}
             wave = self._first_wave(refs)
+            self._store_pool_lists(wave)
             pools = {ref.key: self._resolve_pool(ref, wave) for ref in refs}
             candidates = {ref.key: self._candidates(ref, wave, pools[ref.key]) for ref in refs}
             reads = self._read_due_members(candidates)
@@ -313,9 +321,10 @@ class Poller:
         wave: dict[tuple[str, object], Future] = {}
         for ref in refs:
             wave[("runtime", ref.key)] = submit(self._read_runtime_view, ref)
-            cached = self._pool_cache.get(ref.key)
-            if cached is None or now - cached[1] >= self._settings.polling.pool_refresh:
-                wave[("pool", ref.key)] = submit(self._read_pool, ref)
+            pools_key = _pools_key(ref)
+            cached = self._pool_cache.get(pools_key)
+            if (cached is None or now - cached[1] >= self._settings.polling.pool_refresh) and ("pools", pools_key) not in wave:
+                wave[("pools", pools_key)] = submit(self._list_pool_resources, ref)
             if ref.kind == "container_group":
                 group = _group(ref)
                 if ("list", group) not in wave:
@@ -324,15 +333,22 @@ class Poller:
                 wave[("vms", ref.key)] = submit(self._list_virtual_machines, ref)
         return wave
 
+    def _store_pool_lists(self, wave: dict[tuple[str, object], Future]) -> None:
+        """Cache the pool lists read this cycle (the failed ones are read again next cycle)."""
+        for (what, pools_key), job in wave.items():
+            if what == "pools" and not isinstance(outcome := job.result(), ArmError):
+                self._pool_cache[pools_key] = ({pool.name.lower(): pool for pool in outcome}, self._monotonic())  # type: ignore[index]
+
     def _resolve_pool(self, ref: PoolRef, wave: dict[tuple[str, object], Future]) -> Outcome[model.Pool]:
-        """The pool resource read this cycle (cached on success), else the cached one."""
-        job = wave.get(("pool", ref.key))
-        if job is None:
-            return self._pool_cache[ref.key][0]
-        outcome = job.result()
-        if not isinstance(outcome, ArmError):
-            self._pool_cache[ref.key] = (outcome, self._monotonic())
-        return outcome
+        """The pool resource from its resource group's pool list (read this cycle or cached)."""
+        pools_key = _pools_key(ref)
+        job = wave.get(("pools", pools_key))
+        if job is not None and isinstance(outcome := job.result(), ArmError):
+            return outcome
+        pool = self._pool_cache[pools_key][0].get(ref.name.lower())
+        if pool is None:
+            return ArmError(ErrorKind.NOT_FOUND, "pool is not in its resource group's pool list", operation="pool_list")
+        return pool
 
     def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: Outcome[model.Pool]) -> Outcome[list[_Candidate]]:
         """Each member the lists show, with its cache key, its state in the list and its detail read."""
@@ -356,17 +372,24 @@ class Poller:
         ]
 
     def _read_due_members(self, candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> dict[str, Future]:
-        """Submit one detail GET per member that is new, changed in the list, not ready, or read too long ago."""
+        """Submit one detail GET per member that is new, changed in the list or not ready, and per aged member
+        up to this cycle's share of the refresh period, oldest first."""
         reads: dict[str, Future] = {}
+        aged: list[tuple[float, _Candidate]] = []
         now = self._monotonic()
-        refresh = self._settings.polling.member_refresh
-        for outcome in candidates.values():
-            for candidate in [] if isinstance(outcome, ArmError) else outcome:
-                cached = self._member_cache.get(candidate.key)
-                due = (cached is None or cached.listed_state != candidate.listed_state or not cached.member.ready
-                       or now - cached.read_at >= refresh)
-                if due and candidate.key not in reads:
+        polling = self._settings.polling
+        listed = [c for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome]
+        for candidate in listed:
+            cached = self._member_cache.get(candidate.key)
+            if cached is None or cached.listed_state != candidate.listed_state or not cached.member.ready:
+                if candidate.key not in reads:
                     reads[candidate.key] = self._executor.submit(candidate.read)
+            elif now - cached.read_at >= polling.member_refresh:
+                aged.append((cached.read_at, candidate))
+        share = math.ceil(len(listed) * polling.interval / polling.member_refresh)
+        for _, candidate in sorted(aged, key=lambda item: item[0])[:share]:
+            if candidate.key not in reads:
+                reads[candidate.key] = self._executor.submit(candidate.read)
         return reads
 
     def _assemble(
@@ -401,8 +424,8 @@ class Poller:
 
     def _forget_unlisted(self, refs: Iterable[PoolRef], candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> None:
         """Drop cached pools and members no longer polled or listed, so memory follows the estate."""
-        keys = {ref.key for ref in refs}
-        self._pool_cache = {key: value for key, value in self._pool_cache.items() if key in keys}
+        groups = {_pools_key(ref) for ref in refs}
+        self._pool_cache = {key: value for key, value in self._pool_cache.items() if key in groups}
         listed = {c.key for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome}
         self._member_cache = {key: value for key, value in self._member_cache.items() if key in listed}
 
@@ -430,15 +453,18 @@ class Poller:
             model.POOL_STATES[ref.kind],
         ), "runtime_view")
 
-    def _read_pool(self, ref: PoolRef) -> Outcome[model.Pool]:
-        return _attempt(lambda: model.parse_pool(
-            self._client.get(pool_path(ref), self._versions["standby_pool"], operation="pool", subscription_id=ref.subscription_id)
-        ), "pool")
+    def _list_pool_resources(self, ref: PoolRef) -> Outcome[list[model.Pool]]:
+        """Every pool of this kind in the pool's resource group: one paged list instead of a GET per pool."""
+        path = f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/{_PROVIDERS[ref.kind]}"
+        return _attempt(lambda: [
+            model.parse_pool(item)
+            for item in self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=ref.subscription_id)
+        ], "pool_list")
 
     def _list_container_groups(self, subscription_id: str, resource_group: str) -> Outcome[list[model.MemberSummary]]:
         return _attempt(lambda: [
             model.parse_member_summary(item)
-            for item in self._client.list(container_groups_path(subscription_id, resource_group), self._versions["container_instance"],
+            for item in self._client.iter_list(container_groups_path(subscription_id, resource_group), self._versions["container_instance"],
                                           operation="container_group_list", subscription_id=subscription_id)
         ], "container_group_list")
 
@@ -451,7 +477,7 @@ class Poller:
     def _list_virtual_machines(self, ref: PoolRef) -> Outcome[list[model.VirtualMachineRef]]:
         return _attempt(lambda: [
             model.parse_virtual_machine_ref(item)
-            for item in self._client.list(f"{pool_path(ref)}/standbyVirtualMachines", self._versions["standby_pool"],
+            for item in self._client.iter_list(f"{pool_path(ref)}/standbyVirtualMachines", self._versions["standby_pool"],
                                           operation="vm_list", subscription_id=ref.subscription_id)
         ], "vm_list")
 

@@ -310,3 +310,15 @@ def test_budget_update_applies_the_new_rate_and_caps_the_balance() -> None:
     for _ in range(4):
         budget.acquire(SUB)
     assert fake.sleeps == pytest.approx([0.1, 0.1])  # balance capped at 2, then one per 1/10 s
+
+
+def test_session_takes_proxy_and_ca_bundle_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/custom.pem")
+    session = arm._session_for("https://management.azure.com")
+    assert session.proxies.get("https") == "http://proxy.example:3128"
+    assert session.verify == "/etc/ssl/custom.pem"
+    assert session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "management.azure.com")
+    assert "https" not in arm._session_for("https://management.azure.com").proxies

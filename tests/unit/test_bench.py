@@ -19,7 +19,8 @@ from exporter.simulator.world import RequestRecord
 def test_reads_formula() -> None:
     world = World(pools=1000, members=20, resource_groups=50)
     assert world.list_pages() == 50 * 8  # 400 container groups per resource group, 50 per page
-    assert world.cold_reads() == 1000 + 1000 + 400 + 20_000
+    assert world.pool_list_pages() == 50  # 20 pools per resource group, one page each
+    assert world.cold_reads() == 1000 + 50 + 400 + 20_000
     assert world.steady_reads() == 1000 + 400
     small = World(pools=3, members=5, resource_groups=2, page_size=4)
     assert small.list_pages() == 3 + 2  # rg 0: 2 pools, 10 groups; rg 1: 1 pool, 5 groups
@@ -76,7 +77,7 @@ def test_bench_runs_end_to_end_at_tiny_sizes(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert code == 0
     assert out.count("\n| ") >= 20 and "| ARM reads per cycle, cold: total" in out
-    assert "| 26 (formula 26)" in out and "| 8 (formula 8)" in out  # cold 6 + 6 + 2 pages + 12 members; steady 6 + 2
+    assert "| 22 (formula 22)" in out and "| 8 (formula 8)" in out  # cold 6 + 2 pool pages + 2 pages + 12 members; steady 6 + 2
     for verdict in ("reads", "budget window", "budget pause", "memory"):
         assert f"PASS  {verdict}:" in out, out
     assert time.monotonic() - started < 30

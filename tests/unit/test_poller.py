@@ -69,8 +69,8 @@ def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorSe
     clock = Clock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "web")), polling={"member_refresh": "10m", "pool_refresh": "5m"})
 
-    poller.poll_once()  # cold: everything
-    assert operations(sim) == Counter(runtime_view=1, pool=1, container_group_list=2, container_group=6)
+    poller.poll_once()  # cold: everything; the pool resource comes from its resource group's pool list
+    assert operations(sim) == Counter(runtime_view=1, pool_list=1, container_group_list=2, container_group=6)
 
     sim.reset_requests()
     clock.now += 60
@@ -81,19 +81,41 @@ def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorSe
     [claimed] = sim.claim(SUB, "rg", "web", 1)  # its state in the list changes (Deleting)
     clock.now += 60
     snapshot = poller.poll_once()
-    assert operations(sim)["container_group"] == 2 and operations(sim)["pool"] == 0
+    assert operations(sim)["container_group"] == 2 and operations(sim)["pool_list"] == 0
     assert claimed in {r.path.rsplit("/", 1)[-1] for r in sim.requests if r.operation == "container_group"}
     assert snapshot.pools[0].up
 
     sim.reset_requests()
-    clock.now += 5 * 60  # pool resource due again
+    clock.now += 5 * 60  # pool resources due again
     poller.poll_once()
-    assert operations(sim)["pool"] == 1
+    assert operations(sim)["pool_list"] == 1
 
-    sim.reset_requests()
-    clock.now += 10 * 60  # every member due again
+
+def test_aged_members_are_refreshed_oldest_first_spread_over_the_period(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "big", max_ready_capacity=40)
+    clock = Clock()
+    poller = make_poller(server, sim, clock, pools=pools(("rg", "big")), polling={"interval": "1m", "member_refresh": "10m"})
+    sim.page_size = 100
     poller.poll_once()
-    assert operations(sim)["container_group"] == len(poller.snapshot.pools[0].data.members)
+    clock.now += 600  # every member aged at once: only this cycle's share (40 x 60 / 600 = 4) is read
+    refreshed: list[str] = []
+    for _ in range(10):
+        sim.reset_requests()
+        poller.poll_once()
+        reads = [r.path.rsplit("/", 1)[-1] for r in sim.requests if r.operation == "container_group"]
+        assert len(reads) == 4
+        refreshed += reads
+        clock.now += 60
+    assert len(set(refreshed)) == 40  # each member exactly once over the period
+
+
+def test_a_pool_missing_from_its_resource_groups_list_is_gone(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "real", max_ready_capacity=1)
+    poller = make_poller(server, sim, pools=pools(("rg", "real"), ("rg", "ghost")))
+    real, ghost = poller.poll_once().pools
+    assert real.up and not ghost.up and ghost.data is None and "not_found" in (ghost.last_error or "")
 
 
 def test_one_list_per_resource_group_shared_by_its_pools(world: tuple[Simulator, SimulatorServer]) -> None:
