@@ -137,6 +137,14 @@ class Settings:
 
 
 MAX_DURATION = 30 * 86400.0
+MIN_INTERVAL = 1.0  # polling and discovery: faster than this would spend ARM's read budget on nothing
+
+
+def _interval(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds < MIN_INTERVAL:
+        raise ValueError(f"must be at least 1s, got {_short(value)}")
+    return seconds
 
 
 def _finite(value: int | float | str) -> float:
@@ -315,7 +323,7 @@ def _read_polling(check: _Checker, raw: object) -> PollingSettings:
     data = check.mapping(raw, "polling", {"interval", "timeout", "concurrency", "stale_after", "member_refresh", "pool_refresh"})
     defaults = PollingSettings()
     polling = PollingSettings(
-        interval=check.field(data, "polling", "interval", parse_duration, defaults.interval),
+        interval=check.field(data, "polling", "interval", _interval, defaults.interval),
         timeout=check.field(data, "polling", "timeout", parse_duration, defaults.timeout),
         concurrency=check.field(data, "polling", "concurrency", _int_between(1, 256), defaults.concurrency),
         stale_after=check.field(data, "polling", "stale_after", parse_duration, defaults.stale_after),
@@ -401,7 +409,7 @@ def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
     defaults = DiscoverySettings(subscriptions=())
     return DiscoverySettings(
         subscriptions=tuple(dict.fromkeys(sub.lower() for sub in subscriptions)),
-        interval=check.field(data, "discovery", "interval", parse_duration, defaults.interval),
+        interval=check.field(data, "discovery", "interval", _interval, defaults.interval),
         resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups", _string(_RESOURCE_GROUP, "a resource group name"))),
         include=check.field(data, "discovery", "include", _regex, defaults.include),
         exclude=check.field(data, "discovery", "exclude", _regex, None),

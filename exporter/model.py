@@ -359,7 +359,8 @@ def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
     resource = _mapping(body, "standby virtual machine")
     properties = _optional_mapping(resource.get("properties"), "standby virtual machine properties")
     vm_id = _string(properties.get("virtualMachineResourceId"), "virtualMachineResourceId")
-    if not _RESOURCE_ID.match(vm_id) or "/providers/microsoft.compute/virtualmachines/" not in vm_id.lower():
+    if (not _RESOURCE_ID.match(vm_id) or "/providers/microsoft.compute/virtualmachines/" not in vm_id.lower()
+            or any(part in (".", "..") for part in vm_id.split("/"))):
         raise ModelError(f"virtualMachineResourceId is not a virtual machine resource id: {vm_id!r}")
     state = properties.get("provisioningState")
     return VirtualMachineRef(

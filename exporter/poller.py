@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from urllib.parse import quote
 from typing import TypeVar
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
@@ -97,12 +98,27 @@ class _CachedMember:
     read_at: float
 
 
+def _segment(name: str) -> str:
+    """One URL path segment: names from ARM or the configuration never become a query, fragment or another path."""
+    return quote(name, safe="")
+
+
+def _resource_url_path(resource_id: str) -> str:
+    """A resource id from ARM as a URL path, each segment escaped."""
+    return "/".join(_segment(part) for part in resource_id.split("/"))
+
+
 def pool_path(ref: PoolRef) -> str:
-    return f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/{_PROVIDERS[ref.kind]}/{ref.name}"
+    return (f"/subscriptions/{_segment(ref.subscription_id)}/resourceGroups/{_segment(ref.resource_group)}"
+            f"/{_PROVIDERS[ref.kind]}/{_segment(ref.name)}")
+
+
+def resource_group_path(subscription_id: str, resource_group: str) -> str:
+    return f"/subscriptions/{_segment(subscription_id)}/resourceGroups/{_segment(resource_group)}"
 
 
 def container_groups_path(subscription_id: str, resource_group: str) -> str:
-    return f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}/{_CONTAINER_GROUPS}"
+    return f"{resource_group_path(subscription_id, resource_group)}/{_CONTAINER_GROUPS}"
 
 
 def shard_of(ref: PoolRef, count: int) -> int:
@@ -357,7 +373,7 @@ class Poller:
             if isinstance(listed, ArmError):
                 return listed
             return [
-                _Candidate(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{summary.name}".lower(),
+                _Candidate(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(summary.name)}".lower(),
                            summary.provisioning_state, functools.partial(self._read_container_group, ref, summary.name))
                 for summary in listed if model.is_member(summary.name, ref.name)
             ]
@@ -455,7 +471,7 @@ class Poller:
 
     def _list_pool_resources(self, ref: PoolRef) -> Outcome[list[model.Pool]]:
         """Every pool of this kind in the pool's resource group: one paged list instead of a GET per pool."""
-        path = f"/subscriptions/{ref.subscription_id}/resourceGroups/{ref.resource_group}/{_PROVIDERS[ref.kind]}"
+        path = f"{resource_group_path(ref.subscription_id, ref.resource_group)}/{_PROVIDERS[ref.kind]}"
         return _attempt(lambda: [
             model.parse_pool(item)
             for item in self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=ref.subscription_id)
@@ -470,7 +486,7 @@ class Poller:
 
     def _read_container_group(self, ref: PoolRef, name: str) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_member(
-            self._client.get(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{name}",
+            self._client.get(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(name)}",
                              self._versions["container_instance"], operation="container_group", subscription_id=ref.subscription_id)
         ), "container_group")
 
@@ -483,7 +499,7 @@ class Poller:
 
     def _read_virtual_machine(self, subscription_id: str, vm: model.VirtualMachineRef, pool_vm_state: str | None) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_virtual_machine(
-            self._client.get(f"{vm.resource_id}/instanceView", self._versions["compute"], operation="vm_instance_view",
+            self._client.get(f"{_resource_url_path(vm.resource_id)}/instanceView", self._versions["compute"], operation="vm_instance_view",
                              subscription_id=subscription_id),
             vm.name, pool_vm_state,
         ), "vm_instance_view")

@@ -595,13 +595,6 @@ def test_deeply_nested_json_is_a_bad_response(sim_server, caplog: pytest.LogCapt
     assert failed.kind == ("bad_response" if status is None else "server")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG exporter/poller.py Poller._read_container_group (and pool_path for discovered names, _read_virtual_machine "
-    "for listed VM ids) interpolates names from ARM into the URL path unescaped: 'web_a?b' is read as 'web_a' with a "
-    "query, 'web_c#d' as 'web_c', 'web_g%41' as 'web_gA', 'web_h/../web_x' as 'web_x' (whose body then yields a second "
-    "member 'web_x': duplicate series). Fix: urllib.parse.quote(name, safe='') for each path segment; publish the "
-    "listed name."
-))
 def test_member_names_are_escaped_in_urls(sim_server) -> None:
     """In-process: odd (if unrealistic) names from the list are each read at their own URL and published once."""
     from exporter.arm import ArmClient
