@@ -370,6 +370,10 @@ def _session_for(endpoint: str) -> requests.Session:
 
 
 def _read_capped(response: requests.Response) -> bytes | None:
+    """The body, or None when it is larger than MAX_BODY_BYTES (refused before reading when announced)."""
+    announced = _int_header(response.headers.get("Content-Length"))
+    if announced is not None and announced > MAX_BODY_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(chunk_size=65536):

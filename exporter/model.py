@@ -263,7 +263,7 @@ def parse_forecast(prediction: object) -> Forecast | None:
         instances_requested=requested,
         start_timestamp=_timestamp(prediction.get("forecastStartTime")),
         interval_seconds=interval * 60 if interval is not None and interval > 0 else None,
-        accuracy_ratio=None if accuracy is None or accuracy < 0 else (accuracy / 100 if accuracy > 1 else accuracy),
+        accuracy_ratio=None if accuracy is None or not 0 <= accuracy <= 100 else (accuracy / 100 if accuracy > 1 else accuracy),
     )
 
 

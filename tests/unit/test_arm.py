@@ -238,6 +238,18 @@ def test_oversized_body_is_rejected(server: ScriptedServer, monkeypatch: pytest.
         client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
 
 
+def test_announced_oversized_body_is_refused_before_reading(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arm, "MAX_BODY_BYTES", 1000)
+    server.script(POOL, Reply(200, {"padding": "x" * 5000}))
+    client, _, _ = client_for(server)
+    reads: list[int] = []
+    original = arm.requests.Response.iter_content
+    monkeypatch.setattr(arm.requests.Response, "iter_content", lambda self, *a, **k: reads.append(1) or original(self, *a, **k))
+    with pytest.raises(ArmError, match="larger than 1000 bytes"):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert reads == []
+
+
 def test_connection_refused_is_a_transport_error_counted_as_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -205,6 +205,7 @@ def test_forecast_in_both_key_styles(fixture: str, expected: model.Forecast) -> 
          model.Forecast((1,), None, 900.0, 0.7)),
         ({"forecastValues": {"instancesRequestedCount": list(range(20))}, "forecastInfo": '{"forecastAccuracy": -3}'},
          model.Forecast(tuple(range(12)), None, None, None)),
+        ({"forecastValues": {"instancesRequestedCount": [1]}, "forecastInfo": '{"forecastAccuracy": 150}'}, model.Forecast((1,), None, None, None)),
     ],
 )
 def test_forecast_is_read_leniently(prediction: object, expected: model.Forecast | None) -> None:
