@@ -149,7 +149,9 @@ def test_canonical(value: str, expected: str) -> None:
         ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss")),
         ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss")),
         ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss")),
+        ("cg_pool_2025-03-01.json", model.Pool("testCGPool", "westus", "Succeeded", 688)),
         ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688)),
+        ("cg_pool_2026-04-01.json", model.Pool("testCGPool", "westus", "Canceled", 0)),
     ],
 )
 def test_pool_of_every_version_and_kind(fixture: str, expected: model.Pool) -> None:
@@ -160,6 +162,13 @@ def test_vm_runtime_view_lists_every_vm_state() -> None:
     view = model.parse_runtime_view(load("vm_runtime_view_2024-03-01.json"), model.VIRTUAL_MACHINE_POOL_STATES)
     assert counts(view) == {("", state): (1 if state == "Running" else 0) for state in model.VIRTUAL_MACHINE_POOL_STATES}
     assert view.health_state is None and view.forecast is None
+
+
+def test_vm_runtime_view_2025_10_01_zonal() -> None:
+    view = model.parse_runtime_view(load("vm_runtime_view_2025-10-01.json"), model.VIRTUAL_MACHINE_POOL_STATES)
+    found = counts(view)
+    assert (found[("1", "Running")], found[("1", "Deallocated")], found[("2", "Deallocating")], found[("2", "Running")]) == (2, 3, 1, 0)
+    assert len(found) == 16 and view.health_state == "healthy" and view.forecast is None
 
 
 def test_vm_runtime_view_zonal_lower_case() -> None:
