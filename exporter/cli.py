@@ -333,7 +333,8 @@ def _run(
     log.info(
         "exporter started",
         extra={
-            "version": __version__, "address": f"{host or '*'}:{port}", "pools": len(settings.pools),
+            "version": __version__, "address": f"{host or '*'}:{port}", "configured_pools": len(settings.pools),
+            "discovery": settings.discovery is not None, "shard": f"{settings.sharding.index}/{settings.sharding.count}",
             "endpoint": settings.azure.resource_manager_endpoint, "tls": web.tls is not None,
             "basic_auth": bool(web.basic_auth_users), "lifecycle": args.enable_lifecycle,
         },

@@ -89,12 +89,6 @@ class FaultSet:
         with self._lock:
             self._active.clear()
 
-    @property
-    def active(self) -> list[Fault]:
-        """Faults that still have hits left."""
-        with self._lock:
-            return [fault for fault, _ in self._active]
-
     def take(self, path: str, identity: bool) -> Fault | None:
         """Return the fault for this request and use up one of its hits, or None."""
         path_lower = path.lower()
