@@ -178,6 +178,7 @@ class Poller:
         self._skipped = 0
         self._cycle_lock = threading.Lock()
         self._discovered: dict[str, tuple[model.ListedPool, ...]] = {}  # subscription -> pools found there
+        self._discovered_once = False
         # (subscription, resource group, kind) -> (pools of that resource group by lower-cased name, read at)
         self._pool_cache: dict[tuple[str, str, str], tuple[dict[str, model.Pool], float]] = {}
         self._member_cache: dict[str, _CachedMember] = {}
@@ -200,6 +201,8 @@ class Poller:
         with self._cycle_lock:
             old = self._settings
             self._settings = settings
+            if settings.discovery != old.discovery:
+                self._discovered_once = False
             if settings.discovery is None:
                 self._discovered = {}
             else:
@@ -222,9 +225,8 @@ class Poller:
         self._scheduler = scheduler
         self._schedule_discovery()
         interval = self._settings.polling.interval
-        scheduler.add_job(self._discover_then_poll, "date", run_date=_utcnow(), id="first")
-        scheduler.add_job(self.poll_once, "interval", seconds=interval, id="poll", misfire_grace_time=max(1, int(interval)),
-                          next_run_time=datetime.fromtimestamp(self._now() + interval, timezone.utc))
+        scheduler.add_job(self._scheduled_cycle, "interval", seconds=interval, id="poll", misfire_grace_time=max(1, int(interval)),
+                          next_run_time=_utcnow())
         scheduler.start()
 
     def _schedule_discovery(self) -> None:
@@ -236,8 +238,9 @@ class Poller:
             self._scheduler.add_job(self.discover_once, "interval", seconds=discovery.interval, id="discover",
                                     next_run_time=datetime.fromtimestamp(self._now() + discovery.interval, timezone.utc))
 
-    def _discover_then_poll(self) -> None:
-        if self._settings.discovery is not None:
+    def _scheduled_cycle(self) -> None:
+        """One poll cycle; the first one (and the first after discovery is configured) discovers before it polls."""
+        if self._settings.discovery is not None and not self._discovered_once:
             self.discover_once()
         self.poll_once()
 
@@ -276,6 +279,7 @@ class Poller:
             for sub in discovery.subscriptions:
                 if sub not in failed:
                     self._discovered[sub] = tuple(found.get(sub, ()))
+            self._discovered_once = True
         log.info("discovery done", extra={"pools": sum(len(p) for p in self._discovered.values())})
 
     def _list_pools(self, subscription_id: str, kind: str) -> Outcome[list[model.ListedPool]]:
