@@ -399,24 +399,10 @@ def _int_header(value: str | None) -> int | None:
         return None
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _loads(body: bytes) -> Any:
-    """JSON that is valid Unicode: a lone surrogate escape (``\\ud800``) is malformed, not a string to publish."""
-    data = json.loads(body)
-    if _SURROGATE_ESCAPE.search(body):  # rare: check only bodies that escape surrogates at all
-        try:
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("lone surrogate in JSON string") from None
-    return data
-
-
 def _parse_object(body: bytes, response: requests.Response, request_id: str | None, operation: str) -> dict[str, Any]:
     content_type = response.headers.get("Content-Type", "")
     try:
-        data = _loads(body)
+        data = json.loads(body)
     except (ValueError, RecursionError):
         kind_hint = "HTML" if "html" in content_type.lower() or body.lstrip()[:1] == b"<" else "malformed JSON"
         raise ArmError(
@@ -434,7 +420,7 @@ def _error_from_response(response: requests.Response, body: bytes, request_id: s
     status = response.status_code
     code, message = None, response.reason or "error"
     try:
-        error = _loads(body).get("error") or {}
+        error = json.loads(body).get("error") or {}
         code = error.get("code") if isinstance(error.get("code"), str) else None
         if isinstance(error.get("message"), str):
             message = error["message"]

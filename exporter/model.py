@@ -6,14 +6,13 @@ compared case-insensitively, published in canonical casing when known, and verba
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 CONTAINER_GROUP_POOL_STATES = ("Creating", "Running", "Deleting")
 VIRTUAL_MACHINE_POOL_STATES = (
@@ -119,37 +118,13 @@ class ListedPool:
     tags: dict[str, str]
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _unicode_checked(parse: Callable[P, R]) -> Callable[P, R]:
-    """Reject bodies holding text that is not valid Unicode (lone surrogates): it could not be published."""
-
-    @functools.wraps(parse)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        for value in (*args, *kwargs.values()):
-            _check_text(value)
-        return parse(*args, **kwargs)
-
-    return checked
-
-
-def _check_text(value: object, depth: int = 0) -> None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ModelError("text is not valid Unicode (lone surrogate)") from None
-    elif depth > 64:
-        raise ModelError("body nested too deeply")
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            _check_text(key, depth + 1)
-            _check_text(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_text(item, depth + 1)
+def _text(value: str) -> str:
+    """Text kept for publishing must be valid Unicode: JSON's lone surrogate escapes (``\\ud800``) are not."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError("text is not valid Unicode (lone surrogate)") from None
+    return value
 
 
 def canonical(value: str, known: Iterable[str]) -> str:
@@ -158,7 +133,7 @@ def canonical(value: str, known: Iterable[str]) -> str:
     for name in known:
         if name.casefold() == folded:
             return name
-    return value
+    return _text(value)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
@@ -174,7 +149,7 @@ def _optional_mapping(value: object, what: str) -> Mapping[str, Any]:
 def _string(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ModelError(f"{what} must be a non-empty string")
-    return value
+    return _text(value)
 
 
 MAX_COUNT = 2**53  # beyond this a count is not exact as a float sample, and no pool is that large
@@ -199,10 +174,9 @@ def _zone(value: object) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ModelError(f"instanceCountSummary zone must be an integer or string, got {value!r}")
-    return str(value)
+    return _text(str(value))
 
 
-@_unicode_checked
 def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_GROUP_POOL_STATES) -> RuntimeView:
     """``runtimeViews/latest`` -> counts per (zone, state), every known state present (0 when absent)."""
     properties = _mapping(_mapping(body, "runtime view").get("properties"), "runtime view properties")
@@ -311,7 +285,6 @@ def _health_state(status: object) -> str | None:
     return canonical(name, HEALTH_STATES)
 
 
-@_unicode_checked
 def parse_pool(body: object) -> Pool:
     """A ``standbyContainerGroupPools/{pool}`` or ``standbyVirtualMachinePools/{pool}`` resource."""
     resource = _mapping(body, "pool")
@@ -322,12 +295,12 @@ def parse_pool(body: object) -> Pool:
     scale_set = properties.get("attachedVirtualMachineScaleSetId")
     return Pool(
         name=_string(resource.get("name"), "pool name"),
-        location=resource.get("location") if isinstance(resource.get("location"), str) else "",
+        location=_text(resource["location"]) if isinstance(resource.get("location"), str) else "",
         provisioning_state=canonical(_string(properties.get("provisioningState"), "provisioningState"), POOL_PROVISIONING_STATES),
         max_ready_capacity=None if maximum is None else _count(maximum, "maxReadyCapacity"),
         min_ready_capacity=None if minimum is None else _count(minimum, "minReadyCapacity"),
         virtual_machine_state=canonical(vm_state, VIRTUAL_MACHINE_STATES) if isinstance(vm_state, str) and vm_state else None,
-        scale_set=scale_set.rstrip("/").rsplit("/", 1)[-1] if isinstance(scale_set, str) and scale_set else None,
+        scale_set=_text(scale_set.rstrip("/").rsplit("/", 1)[-1]) if isinstance(scale_set, str) and scale_set else None,
     )
 
 
@@ -338,7 +311,6 @@ _POOL_PROVIDERS = {
 }
 
 
-@_unicode_checked
 def parse_listed_pool(body: object) -> ListedPool:
     """An item of a subscription's standby pool list: where it lives, its kind and its tags."""
     resource = _mapping(body, "pool")
@@ -353,7 +325,6 @@ def parse_listed_pool(body: object) -> ListedPool:
     return ListedPool(parts[1].lower(), parts[3], parts[7], kind, {str(k): str(v) for k, v in tags.items()})
 
 
-@_unicode_checked
 def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
     """An item of ``standbyVirtualMachines``: the VM's resource id is ``properties.virtualMachineResourceId``."""
     resource = _mapping(body, "standby virtual machine")
@@ -370,7 +341,6 @@ def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
     )
 
 
-@_unicode_checked
 def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) -> Member:
     """A VM's ``instanceView``. Ready: in the pool, provisioning succeeded, power state the one the pool keeps."""
     view = _mapping(body, "virtual machine instanceView")
@@ -379,7 +349,7 @@ def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) ->
         raise ModelError("instanceView statuses must be a list")
     codes = [status.get("code") for status in statuses if isinstance(status, Mapping) and isinstance(status.get("code"), str)]
     provisioning = next((code.split("/", 1)[1] for code in codes if code.lower().startswith("provisioningstate/")), "NotSpecified")
-    power = next((code.split("/", 1)[1].lower() for code in codes if code.lower().startswith("powerstate/")), None)
+    power = next((_text(code.split("/", 1)[1].lower()) for code in codes if code.lower().startswith("powerstate/")), None)
     if any(code.lower() == "hibernationstate/hibernated" for code in codes):
         power = "hibernated"  # Azure reports a hibernated VM as PowerState/deallocated plus HibernationState/Hibernated
     provisioning = canonical(provisioning, VIRTUAL_MACHINE_PROVISIONING_STATES)
@@ -397,7 +367,6 @@ def is_member(container_group_name: str, pool_name: str) -> bool:
     return name.startswith(prefix) and len(name) > len(prefix)
 
 
-@_unicode_checked
 def parse_member_summary(body: object) -> MemberSummary:
     """An item of the resource group's container group list."""
     resource = _mapping(body, "container group")
@@ -409,7 +378,6 @@ def parse_member_summary(body: object) -> MemberSummary:
     )
 
 
-@_unicode_checked
 def parse_member(body: object) -> Member:
     """A container group with its instanceView. Ready: Succeeded, Running, and every container Running."""
     summary = parse_member_summary(body)
