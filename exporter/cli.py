@@ -19,7 +19,7 @@ from . import __version__, logs
 from .arm import ArmClient, ReadBudget, TokenCredential
 from .armstats import ArmStats
 from .collector import Publisher
-from .config import ConfigError, Settings, load_file
+from .config import ConfigError, Settings, load_file, shard_count, shard_index
 from .poller import Poller
 from .server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
 from .webconfig import WebConfig, WebConfigError, WebConfigWatcher
@@ -46,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable POST /-/reload (reload the configuration file, as SIGHUP does)",
     )
     parser.add_argument(
-        "--shard.index", dest="shard_index", type=_non_negative_int, default=None,
+        "--shard.index", dest="shard_index", type=_integer_flag(shard_index), default=None,
         help="poll only the pools of this shard, 0 .. shard.count-1 (default: sharding.index of the configuration)",
     )
     parser.add_argument(
-        "--shard.count", dest="shard_count", type=_positive_int, default=None,
+        "--shard.count", dest="shard_count", type=_integer_flag(shard_count), default=None,
         help="number of exporter replicas sharing the pools (default: sharding.count of the configuration)",
     )
     parser.add_argument("--log.level", dest="log_level", default="info", choices=list(logs.LEVELS), help="minimum log level (default: %(default)s)")
@@ -61,17 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(text: str) -> int:
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return int(text)
+def _integer_flag(convert: Callable[[object], int]) -> Callable[[str], int]:
+    """A flag type checked by the same converter as the configuration key it overrides."""
 
+    def parse(text: str) -> int:
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        try:
+            return convert(number)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
+    return parse
 
 
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:

@@ -418,11 +418,22 @@ def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
     )
 
 
+MAX_SHARDS = 10_000
+
+
+def shard_index(value: object) -> int:
+    """A shard index (``sharding.index``, ``--shard.index``): 0 or more."""
+    return _non_negative_int(value)
+
+
+shard_count = _int_between(1, MAX_SHARDS)  # ``sharding.count``, ``--shard.count``
+
+
 def _read_sharding(check: _Checker, raw: object) -> ShardingSettings:
     data = check.mapping(raw, "sharding", {"index", "count"})
     sharding = ShardingSettings(
-        index=check.field(data, "sharding", "index", _non_negative_int, 0),
-        count=check.field(data, "sharding", "count", _int_between(1, 10_000), 1),
+        index=check.field(data, "sharding", "index", shard_index, 0),
+        count=check.field(data, "sharding", "count", shard_count, 1),
     )
     if sharding.index >= sharding.count:
         check.problem("sharding.index", f"must be below sharding.count ({sharding.count}), got {sharding.index}")

@@ -58,7 +58,9 @@ def test_new_flags_and_defaults() -> None:
     assert (parsed.web_config_file, parsed.enable_lifecycle, parsed.shard_index, parsed.shard_count) == ("web.yml", True, 1, 3)
 
 
-@pytest.mark.parametrize("argv", [["--shard.index=-1"], ["--shard.index=x"], ["--shard.count=0"], ["--shard.count=1.5"]])
+@pytest.mark.parametrize(
+    "argv", [["--shard.index=-1"], ["--shard.index=x"], ["--shard.count=0"], ["--shard.count=1.5"], ["--shard.count=10001"]]
+)
 def test_bad_shard_flag_values_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
