@@ -275,6 +275,44 @@ def test_credential_failure_is_typed_and_does_not_call_arm(server: ScriptedServe
     assert server.requests == []
 
 
+def test_failed_token_request_is_logged_once_and_held_for_the_reads_of_the_cycle(caplog: pytest.LogCaptureFixture) -> None:
+    from exporter.arm import CREDENTIAL_FAILURE_HOLD, TokenCache
+
+    class Failing:
+        calls = 0
+        works = False
+
+        def get_token(self, *scopes: str, claims: str | None = None) -> Token:
+            self.calls += 1
+            if self.works:
+                return Token("fresh", int(__import__("time").time()) + 3600)
+            raise RuntimeError("DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+                               "Attempted credentials:\n\tEnvironmentCredential: EnvironmentCredential authentication "
+                               "unavailable. Environment variables are not fully configured.\nVisit https://aka.ms/x")
+
+    now = [0.0]
+    credential = Failing()
+    cache = TokenCache(credential, "scope", monotonic=lambda: now[0])
+    with caplog.at_level("WARNING", logger="exporter.arm"):
+        for _ in range(5):  # the concurrent reads of one cycle
+            with pytest.raises(ArmError) as caught:
+                cache.get()
+            assert caught.value.kind == ErrorKind.CREDENTIAL and "cannot get an access token" in str(caught.value)
+    assert credential.calls == 1
+    [record] = [r for r in caplog.records if r.name == "exporter.arm"]
+    assert record.getMessage().startswith("no working Azure credential")
+    assert "EnvironmentCredential (Environment variables are not fully configured)" == record.tried
+    assert "AZURE_CLIENT_SECRET" in record.fix and "az login" in record.fix and "--demo" in record.demo
+    now[0] += CREDENTIAL_FAILURE_HOLD  # the next cycle asks again
+    with pytest.raises(ArmError):
+        cache.get()
+    assert credential.calls == 2
+    now[0] += CREDENTIAL_FAILURE_HOLD
+    credential.works = True
+    assert cache.get() == "fresh" and credential.calls == 3
+    assert cache.get() == "fresh" and credential.calls == 3
+
+
 def test_concurrent_401s_refresh_the_token_once() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
