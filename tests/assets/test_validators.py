@@ -198,3 +198,17 @@ def test_constraints_pin_every_runtime_dependency_within_pyproject_ranges() -> N
         assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement}: pinned {pinned}"
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert "--constraint constraints.txt" in dockerfile and "COPY pyproject.toml README.md constraints.txt" in dockerfile
+
+
+def test_a_missing_validator_skips_outside_ci_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-such-validator not found"):
+        require_tool("no-such-validator", INSTALL)
+    with pytest.raises(pytest.skip.Exception, match="no_such_module missing"):
+        require_module("no_such_module", INSTALL)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must install it"):
+        require_tool("no-such-validator", INSTALL)
+    with pytest.raises(pytest.fail.Exception, match="CI must install it"):
+        require_module("no_such_module", INSTALL)
