@@ -50,4 +50,6 @@ def quiet_credential_noise(level: str) -> None:
     if level == "debug":
         return
     logging.getLogger("azure.identity").setLevel(logging.ERROR)
-    logging.getLogger("exporter.poller").addFilter(_DropCredentialRepeats())
+    poller = logging.getLogger("exporter.poller")
+    if not any(isinstance(f, _DropCredentialRepeats) for f in poller.filters):
+        poller.addFilter(_DropCredentialRepeats())

@@ -45,6 +45,8 @@ def restore_loggers():
 def test_quiet_below_debug_drops_identity_warnings_and_per_pool_credential_repeats(restore_loggers) -> None:
     identity, poller = restore_loggers
     credentials.quiet_credential_noise("info")
+    credentials.quiet_credential_noise("info")  # main() runs again (tests): still one filter
+    assert sum(isinstance(f, credentials._DropCredentialRepeats) for f in poller.filters) == 1
     assert not logging.getLogger("azure.identity._credentials.chained").isEnabledFor(logging.WARNING)
 
     def record(kind: str, level: int = logging.WARNING) -> logging.LogRecord:
