@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 TOKEN_REFRESH_MARGIN = 300.0
-_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class ErrorKind:
+class ErrorKind(StrEnum):
+    """Why an ARM read failed; the ``kind`` field of log lines and landing page."""
+
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -44,7 +46,7 @@ class ArmError(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: ErrorKind,
         message: str,
         *,
         status: int | None = None,

@@ -38,7 +38,7 @@ from .conftest import REPO, require_binary
 from .promql import TARGET_LABELS, contract
 from .test_dashboard import fill, load, targets
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SUB = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"

@@ -24,12 +24,12 @@ from azure.core.credentials import AccessToken
 
 from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
-from exporter.collector import render
+from exporter.exposition import render
 from exporter.config import load_settings
 from exporter.poller import Poller, Snapshot
 from exporter.simulator import Simulator, SimulatorServer
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
 SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-soak"

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from exporter.armstats import ArmStatsSnapshot
-from exporter.collector import Publisher
+from exporter.exposition import Publisher
 from exporter.config import PoolRef
 from exporter.poller import PoolStatus, Snapshot
 from exporter.server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
@@ -358,7 +358,7 @@ def test_web_counters_have_no_created_series(serve_app: Callable[..., Served]) -
 
 def test_scrapes_serve_the_pre_rendered_snapshot(serve_app: Callable[..., Served], monkeypatch: pytest.MonkeyPatch) -> None:
     served = serve_app()
-    monkeypatch.setattr("exporter.collector.render", lambda snapshot: pytest.fail("rendered at scrape time"))
+    monkeypatch.setattr("exporter.exposition.render", lambda snapshot: pytest.fail("rendered at scrape time"))
     monkeypatch.setattr("exporter.collector.SnapshotCollector.collect", lambda self: pytest.fail("collected at scrape time"))
     assert "azure_standby_pool_up" in requests.get(served.url() + "/metrics", timeout=5).text
 
