@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 LISTEN ?= :9863
 
-.PHONY: install demo test test-fast golden bench promtool check-config lint clean
+.PHONY: install demo test test-fast golden generate bench promtool check-config lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test-fast: install
 ## Rewrite the golden exposition files after an intended metric change; review the diff like code.
 golden: install
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit/test_collector.py tests/unit/test_exposition_golden.py
+
+## Regenerate every generated file: metric reference and contract, dashboard, PrometheusRule.
+generate: install
+	$(BIN)/python docs/generate_metrics.py
+	$(BIN)/python grafana/generate_dashboard.py
+	$(BIN)/python deploy/kubernetes/generate_prometheusrule.py
 
 ## promtool and prometheus come from Debian's `prometheus` package; installed when run as root.
 promtool:
