@@ -24,6 +24,11 @@ demo: install
 test: install promtool
 	$(BIN)/python -m pytest -q --durations=15
 
+## ruff (lint and import order) and mypy --strict on exporter/; part of `make test`.
+lint: install
+	$(BIN)/ruff check exporter tests bench docs grafana deploy
+	$(BIN)/mypy
+
 ## A developer's loop: everything but the tests marked slow (soak, real Prometheus).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

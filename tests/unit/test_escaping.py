@@ -18,13 +18,12 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from exporter import model
-from exporter.exposition import render
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
+from exporter.exposition import render
 from exporter.poller import PoolData, PoolStatus, Snapshot
 from tests.conftest import promtool_check_metrics
-
-SUB = "00000000-0000-0000-0000-000000000000"
+from tests.support.fakes import SUB
 
 NASTY = (
     'dq"uote', "back\\slash", "trailing\\", "new\nline", "\\n-not-a-newline", 'mix\\"ed\n"', "tab\there",

@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import model
-from exporter.exposition import render
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import CLOUDS, ConfigError, PoolRef, Settings, load_settings
+from exporter.exposition import render
 from exporter.poller import PoolData, PoolStatus, Snapshot
+from tests.support.fakes import SUB
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ARM = FIXTURES / "arm"
-SUB = "00000000-0000-0000-0000-000000000000"
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SMALL = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -165,7 +165,8 @@ def assert_renders(ref: PoolRef, data: PoolData) -> None:
     text = rendered.text.decode("utf-8")
     assert rendered.openmetrics.decode("utf-8")
     # Parsing is slow (tests/unit/test_escaping.py parses every label); here only the lines of the pool's samples.
-    lines = [line for line in text.splitlines() if line.startswith("azure_standby_pool_") and 'pool="pool"' in line]
+    # Lines end at "\n" only: str.splitlines() would also split inside a label value holding \x1e or U+2028.
+    lines = [line for line in text.split("\n") if line.startswith("azure_standby_pool_") and 'pool="pool"' in line]
     assert lines
     assert list(text_string_to_metric_families("\n".join(lines) + "\n"))
 

@@ -15,18 +15,18 @@ import bcrypt
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.armstats import ArmStatsSnapshot
-from exporter.exposition import Publisher
 from exporter.config import PoolRef
+from exporter.exposition import Publisher
 from exporter.poller import PoolStatus, Snapshot
 from exporter.server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
 from exporter.webconfig import WebConfig, load_web_config
+from tests.support.fakes import SUB
+from tests.support.process import wait_until
 from tests.support.tls import TlsFiles, make_tls_files
-
-SUB = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
@@ -294,13 +294,6 @@ def test_mutual_tls_failures_are_counted_and_logged_at_debug(
     failures = [r for r in caplog.records if r.getMessage() == "TLS handshake failed"]
     assert len(failures) == 2 and {r.levelno for r in failures} == {logging.DEBUG}
     assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in failures[0].err or "CERTIFICATE" in failures[0].err  # type: ignore[attr-defined]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_the_handshake_has_a_total_deadline(pki: TlsFiles, serve_app: Callable[..., Served], monkeypatch: pytest.MonkeyPatch) -> None:
