@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -30,10 +31,11 @@ CREDENTIAL_FAILURE_HOLD = 0.5
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 TOKEN_REFRESH_MARGIN = 300.0
-_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class ErrorKind:
+class ErrorKind(StrEnum):
+    """Why an ARM read failed; the ``kind`` field of log lines and landing page."""
+
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -49,7 +51,7 @@ class ArmError(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: ErrorKind,
         message: str,
         *,
         status: int | None = None,

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, Proce
 from . import __version__, credentials, logs, preflight
 from .arm import ArmClient, ReadBudget, TokenCredential
 from .armstats import ArmStats
-from .collector import Publisher
+from .exposition import Publisher
 from .config import ConfigError, Settings, load_file, shard_count, shard_index
 from .poller import Poller
 from .server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve

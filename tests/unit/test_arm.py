@@ -11,9 +11,9 @@ import pytest
 from exporter import arm
 from exporter.arm import ArmClient, ArmError, ErrorKind, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
+from tests.support.fakes import SUB, FakeClock
 from tests.support.scripted_http import Reply, ScriptedServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 POOL = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/pool-a"
 LIST = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups"
 SECRET = "secret-token-value"
@@ -47,27 +47,12 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
 
 
-class FakeTime:
-    """A clock that moves only when something sleeps; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def client_for(server: ScriptedServer, credential: FakeCredential | None = None, rate: float = 0, burst: int = 1) -> tuple[ArmClient, list[float], ArmStats]:
-    fake = FakeTime()
+    fake = FakeClock()
     stats = ArmStats()
     client = ArmClient(
         server.url, credential or FakeCredential(), "https://management.azure.com/.default",
-        timeout=2, observer=stats, sleep=fake.sleep, budget=ReadBudget(rate, burst, clock=fake.clock, sleep=fake.sleep),
+        timeout=2, observer=stats, sleep=fake.sleep, budget=ReadBudget(rate, burst, clock=fake, sleep=fake.sleep),
         retry=RetryPolicy(attempts=3, backoff_base=0.1, backoff_max=1, retry_after_max=7),
     )
     return client, fake.sleeps, stats
@@ -353,8 +338,8 @@ def test_budget_holds_under_concurrent_readers() -> None:
 
 
 def test_budget_update_applies_the_new_rate_and_caps_the_balance() -> None:
-    fake = FakeTime()
-    budget = ReadBudget(rate=1, burst=50, clock=fake.clock, sleep=fake.sleep)
+    fake = FakeClock()
+    budget = ReadBudget(rate=1, burst=50, clock=fake, sleep=fake.sleep)
     budget.acquire(SUB)
     budget.update(rate=10, burst=2)
     for _ in range(4):
