@@ -50,5 +50,5 @@ def configure(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("exporter").setLevel(LEVELS[level])
-    for noisy in ("azure", "urllib3", "apscheduler"):
+    for noisy in ("azure", "urllib3", "apscheduler", "aiohttp", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.cli import Reloader, apply_flags, build_parser, main
 from exporter.config import ConfigError, Settings, ShardingSettings, load_file
-from exporter.server import ReloadNotSupported
+from exporter.webapp import ReloadNotSupported
 
 SUB = "00000000-0000-0000-0000-000000000000"
 OK = "azure_standby_pool_config_last_reload_successful"
