@@ -409,6 +409,7 @@ class HttpServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
         self._socket.setblocking(False)
+        self._address: tuple[str, int] = self._socket.getsockname()[:2]
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_error)
         self._thread: threading.Thread | None = None
@@ -418,8 +419,7 @@ class HttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._socket.getsockname()[:2]
-        return host, port
+        return self._address
 
     @property
     def max_connections(self) -> int:
@@ -452,7 +452,7 @@ class HttpServer:
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._shutdown)
         self._thread.join(timeout)
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() and not self._loop.is_closed():
             self._loop.close()
 
     def _shutdown(self) -> None:
