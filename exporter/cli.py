@@ -146,15 +146,19 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
 
 
 class _Signals:
-    """SIGTERM/SIGINT set ``stop``; SIGHUP reloads. Installed first, so no signal in start-up kills the process.
+    """SIGTERM/SIGINT stop the exporter, SIGHUP reloads; installed first, so no signal during start-up kills it.
 
-    A SIGHUP that arrives before the exporter can reload is remembered and acted on once it can.
+    The handlers only set attributes (a handler runs between two bytecodes of the main thread, which may
+    hold any lock at that moment). The main thread's loop in :meth:`serve` acts on them; a SIGHUP that
+    arrived during start-up is acted on as soon as that loop runs.
     """
+
+    POLL = 0.2  # also bounds the delay when the kernel delivers a signal to another thread
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
-        self._reload: Callable[[], None] | None = None
-        self._pending_reload = False
+        self._stop_requested = False
+        self._hangups = 0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -162,7 +166,7 @@ class _Signals:
             return
         handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop}
         if hasattr(signal, "SIGHUP"):
-            handlers[signal.SIGHUP] = self._on_hup
+            handlers[signal.SIGHUP] = self._on_hangup
         for signum, handler in handlers.items():
             self._previous[signum] = signal.signal(signum, handler)
 
@@ -171,21 +175,21 @@ class _Signals:
             signal.signal(signum, handler)
         self._previous.clear()
 
-    def reload_with(self, reload: Callable[[], None]) -> None:
-        """From now on SIGHUP calls ``reload`` (at once, if one arrived during start-up)."""
-        self._reload = reload
-        if self._pending_reload:
-            self._pending_reload = False
-            reload()
+    def serve(self, on_hangup: Callable[[], None]) -> None:
+        """Wait for SIGTERM/SIGINT (or ``stop``), calling ``on_hangup`` once per burst of SIGHUPs."""
+        handled = 0
+        while not self._stop_requested:
+            if self._hangups != handled:
+                handled = self._hangups
+                on_hangup()
+            if self.stop.wait(self.POLL):
+                return
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop.set()
+        self._stop_requested = True
 
-    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
-        if self._reload is None:
-            self._pending_reload = True
-        else:
-            self._reload()
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._hangups += 1
 
 
 def _web_config_watcher(path: str) -> WebConfigWatcher:
@@ -279,7 +283,6 @@ def _run(
         if watcher is not None:
             watcher.request_reload()
 
-    signals.reload_with(on_sighup)
     host, port = server.address
     web = app.web_config()
     log.info(
@@ -295,7 +298,7 @@ def _run(
     poller.start()
     resources.closers.append(poller.stop)
 
-    signals.stop.wait()
+    signals.serve(on_sighup)
     log.info("shutting down")
     return 0
 
