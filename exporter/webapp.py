@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ class ExporterApp:
         self.routes[path] = Route(handler, methods)
 
     # -- what the server calls -----------------------------------------------------------------------
-    def ssl_context(self) -> object:
+    def ssl_context(self) -> ssl.SSLContext | None:
         return self.web_config().ssl_context()
 
     def response_headers(self) -> dict[str, str]:
