@@ -2,8 +2,7 @@
 
 Why aiohttp (see the README's design notes): idle connections cost a file descriptor and a small
 object, not a thread; its llhttp parser reads a request body on every method as a body (never as the
-next request) and refuses ambiguous framing; asyncio backs off for a second when ``accept`` runs out
-of file descriptors instead of spinning. What the library does not give is added here:
+next request) and refuses ambiguous framing. What the library does not give is added here:
 
 * a connection limit (``max_connections``, lowered to fit ``RLIMIT_NOFILE``): at the limit a new
   connection closes the connection that has been idle longest (waiting for a request, or for its
@@ -13,7 +12,9 @@ of file descriptors instead of spinning. What the library does not give is added
 * keep-alive limits (requests per connection) and a listen backlog sized for bursts;
 * TLS started per connection with the CURRENT web config (``loop.start_tls``), so TLS, mutual TLS
   and certificates change without a restart, and a slow handshake holds only its own connection;
-* 414 / 431 / 400 answers to bad request heads carrying the configured headers.
+* 414 / 431 / 400 answers to bad request heads carrying the configured headers;
+* an accept loop that, when descriptors run out, closes idle connections, logs one line and pauses
+  for a second (asyncio's own would log and retry thousands of times a second, see ``_accept``).
 
 Request handling itself (routes, basic auth, the endpoints) is :mod:`exporter.webapp`.
 """
@@ -53,7 +54,7 @@ class Limits:
     body_timeout: float = 10.0  # a request body that is read (POST /-/reload)
     write_timeout: float = 60.0  # writing one response out
     max_requests_per_connection: int = 1000
-    max_request_line: int = 16384  # longer request line: 414
+    max_request_line: int = 16384  # longer request line: 414 (must differ from max_header_line: it tells them apart)
     max_header_line: int = 8190  # longer header (name and value): 431
     max_headers: int = 100  # more headers: 431
     max_body: int = 64 * 1024  # larger request bodies are not read: the connection is closed after the answer
@@ -103,7 +104,7 @@ class Application(Protocol):
 
 
 class _Evictable(Protocol):
-    def evict(self) -> None: ...
+    def evict(self, counted: bool = True) -> None: ...
 
 
 class _Table:
@@ -150,7 +151,7 @@ class _Table:
 
     def close_all(self) -> None:
         for connection in [*self._idle, *self._busy]:
-            connection.evict()
+            connection.evict(counted=False)
         self._idle.clear()
         self._busy.clear()
 
@@ -197,11 +198,12 @@ class _Connection(RequestHandler):
             self._bytes_while_busy = True
         super().data_received(data)
 
-    def evict(self) -> None:
-        """Closed by the connection limit (or at shutdown)."""
+    def evict(self, counted: bool = True) -> None:
+        """Closed by the connection limit (``counted``) or at shutdown."""
         if not self._evicted:
             self._evicted = True
-            self._owner.app.connection_closed("limit")
+            if counted:
+                self._owner.app.connection_closed("limit")
             self.force_close()
 
     # -- called around each request by _Server.dispatch ----------------------------------------------
@@ -329,10 +331,11 @@ class _TlsAcceptor(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._owner.table.remove(self)
 
-    def evict(self) -> None:
+    def evict(self, counted: bool = True) -> None:
         if not self._evicted and self._transport is not None:
             self._evicted = True
-            self._owner.app.connection_closed("limit")
+            if counted:
+                self._owner.app.connection_closed("limit")
             self._transport.abort()
 
     async def _handshake(self, transport: asyncio.Transport) -> None:
