@@ -62,6 +62,18 @@ def test_new_flags_and_defaults() -> None:
     assert (parsed.web_config_file, parsed.enable_lifecycle, parsed.shard_index, parsed.shard_count) == ("web.yml", True, 1, 3)
 
 
+def test_max_connections_flag() -> None:
+    assert args().max_connections == 512
+    assert args("--web.max-connections=64").max_connections == 64
+
+
+@pytest.mark.parametrize("argv", [["--web.max-connections=0"], ["--web.max-connections=lots"]])
+def test_bad_max_connections_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2 and "--web.max-connections" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv", [["--shard.index=-1"], ["--shard.index=x"], ["--shard.count=0"], ["--shard.count=1.5"], ["--shard.count=10001"]]
 )
