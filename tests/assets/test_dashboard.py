@@ -32,6 +32,8 @@ EXPORTER_WIDE = {
     "azure_standby_pool_poll_cycle_duration_seconds",
     "azure_standby_pool_web_auth_failures_total",
     "azure_standby_pool_web_tls_handshake_failures_total",
+    "azure_standby_pool_web_auth_throttled_total",
+    "azure_standby_pool_web_connections_closed_total",
 }
 # Grafana's own interval variables, replaced by values when a query is checked.
 GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__interval": "1m", "$__range": "1h"}

@@ -153,7 +153,7 @@ def test_changing_the_web_config_file_takes_effect_without_restart(
 
     write(web_file, TLS + "basic_auth_users:\n  carol: plain-text-password\n")  # bad: the last good config stays
 
-    def bob_still_in_and_problem_logged() -> bool:  # the watcher looks at the file when a connection arrives
+    def bob_still_in_and_problem_logged() -> bool:  # the watcher thread re-reads the file within a second
         assert exporter.get("/healthz", auth=("bob", "bob-secret")).status_code == 200
         return any('msg="invalid web configuration"' in line for line in exporter.lines)
 
