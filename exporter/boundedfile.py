@@ -25,6 +25,26 @@ class FileProblem(Exception):
     """A file that cannot be read, or is not a small regular file; the message names the file."""
 
 
+class ProblemsError(Exception):
+    """Every problem found in an operator's file, each ``dotted.path: message``; ``title`` names the file's kind."""
+
+    title = "invalid file"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{self.title}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Problems:
+    """Collects problems while an operator's file is read, so one error reports all of them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+
 def read_bounded(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; FileProblem otherwise, without blocking.
 

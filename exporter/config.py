@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .boundedfile import FileProblem, read_bounded, load_yaml, short_repr
+from .boundedfile import FileProblem, Problems, ProblemsError, load_yaml, read_bounded, short_repr
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,10 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """One or more configuration problems, each prefixed with its dotted path."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    title = "invalid configuration"
 
 
 @dataclass(frozen=True)
@@ -179,14 +177,8 @@ def _short(value: object) -> str:
     return short_repr(value)
 
 
-class _Checker:
+class _Checker(Problems):
     """Collects problems while reading nested mappings."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
 
     def mapping(self, value: object, path: str, allowed: set[str]) -> dict[str, Any]:
         if value is None:

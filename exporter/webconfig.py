@@ -57,7 +57,7 @@ from typing import Any
 
 import yaml
 
-from .boundedfile import FileProblem, load_yaml, read_bounded, short_repr
+from .boundedfile import FileProblem, Problems, ProblemsError, load_yaml, read_bounded, short_repr
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,10 @@ _UNSUPPORTED = {
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 
 
-class WebConfigError(Exception):
+class WebConfigError(ProblemsError):
     """One or more web configuration problems, each prefixed with its dotted path."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid web configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    title = "invalid web configuration"
 
 
 @dataclass(frozen=True)
@@ -247,16 +245,13 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-class _Loader:
+class _Loader(Problems):
     """Reads one web config file, collecting problems and the stamp of every file read (taken before reading)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.problems: list[str] = []
         self.stamps: dict[Path, _Stamp | None] = {}
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
 
     def load(self) -> WebConfig | None:
         """The validated config, or None with ``problems`` filled in."""
