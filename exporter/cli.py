@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log.level", dest="log_level", default="info", choices=list(logs.LEVELS), help="minimum log level (default: %(default)s)")
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"], help="log format (default: %(default)s)")
-    parser.add_argument("--check-config", dest="check_config", action="store_true", help="validate the configuration, print what is wrong, exit 0 or 2")
+    parser.add_argument("--check-config", dest="check_config", action="store_true",
+                        help="validate the configuration, print what is wrong, exit 0 or 2")
     parser.add_argument(
         "--check-access", dest="check_access", action="store_true",
         help="validate the configuration (as --check-config), then get a token and make one read per configured subscription and pool kind; "
@@ -104,7 +105,7 @@ def _integer_flag(convert: Callable[[object], int]) -> Callable[[str], int]:
 class _Resources:
     """Things to close on shutdown, in reverse order of creation."""
 
-    closers: list = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for close in reversed(self.closers):

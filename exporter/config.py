@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -405,7 +406,8 @@ def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
     return DiscoverySettings(
         subscriptions=tuple(dict.fromkeys(sub.lower() for sub in subscriptions)),
         interval=check.field(data, "discovery", "interval", _interval, defaults.interval),
-        resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups", _string(_RESOURCE_GROUP, "a resource group name"))),
+        resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups",
+                                                                 _string(_RESOURCE_GROUP, "a resource group name"))),
         include=check.field(data, "discovery", "include", _regex, defaults.include),
         exclude=check.field(data, "discovery", "exclude", _regex, None),
         tags=tuple(tags),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import __version__
 from .poller import Snapshot
@@ -24,7 +24,8 @@ def landing_page(snapshot: Snapshot, telemetry_path: str) -> str:
     path = html.escape(telemetry_path)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Azure Standby Pool Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
 </head><body>
 <h1>Azure Standby Pool Exporter</h1>
 <p>Version {html.escape(__version__)}. Values are cached and refreshed every {snapshot.interval:g}s.</p>
@@ -40,4 +41,4 @@ def landing_page(snapshot: Snapshot, telemetry_path: str) -> str:
 def _format_time(timestamp: float | None) -> str:
     if timestamp is None:
         return "never"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -346,7 +346,7 @@ class _TlsAcceptor(asyncio.Protocol):
             tls = await loop.start_tls(
                 transport, handoff, self._context, server_side=True, ssl_handshake_timeout=self._owner.limits.handshake_timeout
             )
-        except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError, the deadline, a reset, an eviction
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError, the deadline, a reset, an eviction
             self._owner.table.remove(self)
             transport.abort()
             if not self._evicted:

@@ -184,7 +184,7 @@ class ExporterApp:
         With gzip, the cached compressed snapshot and the compressed live part are sent as two gzip
         members, which RFC 1952 readers (Prometheus, curl, urllib3) decode as one stream.
         """
-        _, content_type = choose_encoder(request.headers.get("Accept"))
+        _, content_type = choose_encoder(request.headers.get("Accept", ""))
         use_openmetrics = content_type.startswith("application/openmetrics-text")
         exposition = self.publisher.current.exposition
         live = (openmetrics.generate_latest if use_openmetrics else generate_latest)(self.live_registry)
@@ -236,7 +236,7 @@ class ExporterApp:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             await asyncio.wait_for(request.read(), self.limits.body_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
 import yaml
 
 HERE = Path(__file__).resolve().parent

@@ -26,6 +26,7 @@ import yaml
 
 from exporter.simulator import Simulator, SimulatorServer
 from tests.e2e.conftest import REPO, SUB, ExporterProcess, pool_config
+from tests.support.hostile import yaml_bomb
 
 pytestmark = pytest.mark.e2e
 
@@ -34,11 +35,7 @@ CLOSED = "azure_standby_pool_web_connections_closed_total"
 
 
 def bomb(levels: int = 9, where: str = "azure:\n  cloud: *{last}\n") -> str:
-    """A "billion laughs" document: each level lists the previous one nine times (9**levels leaves)."""
-    names = "abcdefghijklmnopqrstuvwxyz"[:levels]
-    lines = [f"{names[0]}: &{names[0]} [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]" for prev, name in zip(names, names[1:])]
-    return "\n".join(lines) + "\n" + where.format(last=names[-1])
+    return yaml_bomb(levels, where)
 
 
 def run_cli(*args: str, limit_memory: bool = False) -> subprocess.CompletedProcess[str]:
@@ -137,7 +134,7 @@ def test_the_web_config_swapped_for_a_fifo_a_bomb_or_a_huge_file_never_blocks_re
     for bad, problem in [(None, "not a regular file (a FIFO)"), (bomb(where="http_server_config:\n  http2: *{last}\n"), "more than 100000 nodes"),
                          (b"#" * (10 * 1024 * 1024), "more than the 1 MiB allowed")]:
         swap(web, bad)
-        exporter.wait_for(lambda: count(exporter, problem) >= 1, timeout=10, what=problem)
+        exporter.wait_for(lambda problem=problem: count(exporter, problem) >= 1, timeout=10, what=problem)
         for path in ("/healthz", "/metrics"):
             assert exporter.get(path, timeout=5).status_code == 200  # the last good copy is served
     bob = "  bob: " + bcrypt.hashpw(b"bob-secret", bcrypt.gensalt(rounds=4)).decode() + "\n"

@@ -10,13 +10,7 @@ import yaml
 
 from exporter.boundedfile import FileProblem, YamlTooComplex, load_yaml, read_bounded, short_repr
 from exporter.config import ConfigError, load_file
-
-
-def laughs(levels: int) -> str:
-    names = "abcdefghijklmnop"[:levels]
-    lines = [f"{names[0]}: &{names[0]} [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]" for prev, name in zip(names, names[1:])]
-    return "\n".join(lines) + "\n"
+from tests.support.hostile import yaml_bomb
 
 
 def test_a_regular_file_within_the_cap_is_read(tmp_path: Path) -> None:
@@ -46,13 +40,13 @@ def test_devices_and_missing_files_are_refused(tmp_path: Path) -> None:
 def test_aliases_within_the_budget_load_as_usual() -> None:
     text = "defaults: &d {interval: 30s}\npolling: {<<: *d, timeout: 5s}\nsub: &s abc\nother: *s\n"
     assert load_yaml(text) == {"defaults": {"interval": "30s"}, "polling": {"interval": "30s", "timeout": "5s"}, "sub": "abc", "other": "abc"}
-    assert load_yaml(laughs(4))["d"][0][0][0] == ["lol"] * 9  # 6,561 leaves: allowed
+    assert load_yaml(yaml_bomb(4))["d"][0][0][0] == ["lol"] * 9  # 6,561 leaves: allowed
     assert load_yaml("") is None
 
 
 def test_billion_laughs_is_refused_before_it_is_built() -> None:
     with pytest.raises(YamlTooComplex, match="more than 100000 nodes once aliases are expanded"):
-        load_yaml(laughs(9))
+        load_yaml(yaml_bomb(9))
 
 
 def test_a_merge_key_bomb_is_refused() -> None:
@@ -74,7 +68,7 @@ def test_deep_nesting_is_a_yaml_error() -> None:
 
 
 def test_short_repr_never_walks_a_large_value() -> None:
-    big = yaml.safe_load(laughs(9))  # built by PyYAML with shared lists: a full repr would be gigabytes
+    big = yaml.safe_load(yaml_bomb(9))  # built by PyYAML with shared lists: a full repr would be gigabytes
     text = short_repr(big)
     assert len(text) <= 40 and text.endswith("...")
     assert short_repr("short") == "'short'"
@@ -83,11 +77,11 @@ def test_short_repr_never_walks_a_large_value() -> None:
 
 def test_config_errors_quote_values_short(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text(laughs(4) + "azure:\n  cloud: *d\n")
+    path.write_text(yaml_bomb(4) + "azure:\n  cloud: *d\n")
     with pytest.raises(ConfigError) as caught:
         load_file(path)
     problem = next(p for p in caught.value.problems if p.startswith("azure.cloud"))
     assert len(problem) < 150
-    path.write_text(laughs(9) + "azure:\n  cloud: *i\n")
+    path.write_text(yaml_bomb(9) + "azure:\n  cloud: *i\n")
     with pytest.raises(ConfigError, match="not valid YAML: more than 100000 nodes"):
         load_file(path)

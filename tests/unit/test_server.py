@@ -278,7 +278,8 @@ SMUGGLED = b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
 def test_a_reload_hidden_in_a_get_body_is_never_run(serve_app: Callable[..., Served], framing: bytes) -> None:
     calls: list[int] = []
     served = serve_app(reload=lambda: calls.append(1) or done([]), enable_lifecycle=True)
-    answer = raw_request(served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + framing + b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = raw_request(served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + framing
+                         + b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
     assert statuses == [b"200", b"503"]  # /healthz, then the next real request; the body was a body
     assert calls == []
@@ -287,7 +288,8 @@ def test_a_reload_hidden_in_a_get_body_is_never_run(serve_app: Callable[..., Ser
 def test_ambiguous_framing_is_refused(serve_app: Callable[..., Served]) -> None:
     calls: list[int] = []
     served = serve_app(reload=lambda: calls.append(1) or done([]), enable_lifecycle=True)
-    answer = raw_request(served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    answer = raw_request(served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + b"0\r\n\r\n" + SMUGGLED)
     assert answer.startswith(b"HTTP/1.0 400 ") and answer.count(b"HTTP/1.") == 1
     assert calls == []
 

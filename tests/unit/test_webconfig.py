@@ -24,6 +24,7 @@ from exporter.webconfig import (
     WebConfigWatcher,
     load_web_config,
 )
+from tests.support.hostile import yaml_bomb
 from tests.support.tls import TlsFiles, make_tls_files
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webconfig"
@@ -282,13 +283,10 @@ def test_a_fifo_as_certificate_is_refused(workdir: Path) -> None:
 
 
 def test_an_alias_bomb_is_refused_and_values_are_quoted_short(workdir: Path) -> None:
-    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
-        f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]" for prev, name in zip("abcdefgh", "bcdefghi")
-    ]
-    bomb = write(workdir / "web.yml", "\n".join(levels) + "\nhttp_server_config:\n  http2: *i\n")
+    bomb = write(workdir / "web.yml", yaml_bomb(9, "http_server_config:\n  http2: *{last}\n"))
     with pytest.raises(WebConfigError, match="not valid YAML: more than 100000 nodes once aliases are expanded"):
         load_web_config(bomb)
-    small = write(workdir / "web.yml", "\n".join(levels[:4]) + "\nhttp_server_config:\n  http2: *d\n")  # 6,643 nodes: allowed
+    small = write(workdir / "web.yml", yaml_bomb(4, "http_server_config:\n  http2: *{last}\n"))  # 6,643 nodes: allowed
     with pytest.raises(WebConfigError) as caught:
         load_web_config(small)
     problem = next(p for p in caught.value.problems if p.startswith("http_server_config.http2"))
