@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import logging
+import math
+import os
 import random
 import re
 import threading
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 TOKEN_REFRESH_MARGIN = 300.0
+_EPSILON = 1e-9  # seconds: float rounding in the read budget
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -118,11 +120,36 @@ class _NullObserver:
         return None
 
 
+@dataclass
+class _Lane:
+    """One subscription's budget: a GCRA token bucket plus the Retry-After pause.
+
+    ``tat`` is the bucket's theoretical arrival time: the bucket is full when ``tat`` is not after now and
+    holds ``burst - (tat - now) x rate`` tokens otherwise. ``shifted`` is the total time pauses have pushed
+    back the reservations made so far.
+    """
+
+    tat: float
+    paused_until: float = -math.inf
+    shifted: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reader's place in its subscription's queue: a departure time, before any later pause."""
+
+    subscription_id: str
+    departure: float
+    shifted: float  # the lane's ``shifted`` when reserved
+
+
 class ReadBudget:
     """Client-side token bucket per subscription, plus pauses ordered by ARM's ``Retry-After``.
 
-    Each read reserves a token at once (the balance may go negative) and sleeps until its turn, so
-    concurrent readers are served in order and the rate never exceeds ``rate`` after the first ``burst``.
+    Each read reserves its departure at once (first come, first served) and sleeps until then, so no 1 s
+    window holds more than ``rate + burst`` reads. A pause pushes every reservation not yet sent back by
+    its length and freezes the bucket meanwhile: the bucket does not fill during a pause, and the readers
+    queued during it go out afterwards at the budgeted rate, in order. Nothing is sent while a pause lasts.
     ``rate`` 0 means no client-side limit; pauses still apply.
     """
 
@@ -132,40 +159,73 @@ class ReadBudget:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens: dict[str, tuple[float, float]] = {}  # subscription -> (balance, as of)
-        self._paused_until: dict[str, float] = {}
+        self._lanes: dict[str, _Lane] = {}
+
+    def _lane(self, subscription_id: str, now: float) -> _Lane:
+        lane = self._lanes.get(subscription_id)
+        if lane is None:
+            lane = self._lanes[subscription_id] = _Lane(tat=now)
+        return lane
 
     def update(self, rate: float, burst: int) -> None:
-        """Apply a reloaded budget; balances carry over, capped at the new burst."""
+        """Apply a reloaded budget; balances carry over, capped at the new burst. Reservations made stand."""
         with self._lock:
+            now = self._clock()
+            for lane in self._lanes.values():
+                tokens = self._burst - max(0.0, lane.tat - now) * self._rate if self._rate > 0 else float(burst)
+                lane.tat = now + (burst - min(tokens, burst)) / rate if rate > 0 else now
             self._rate, self._burst = rate, float(burst)
-            self._tokens = {sub: (min(balance, self._burst), as_of) for sub, (balance, as_of) in self._tokens.items()}
 
     def pause(self, subscription_id: str, seconds: float) -> None:
+        """Send nothing to this subscription for ``seconds`` (Retry-After); queued reads move back by the extension."""
         with self._lock:
-            until = self._clock() + seconds
-            self._paused_until[subscription_id] = max(until, self._paused_until.get(subscription_id, 0.0))
+            now = self._clock()
+            lane = self._lane(subscription_id, now)
+            start, until = max(lane.paused_until, now), now + seconds
+            if until <= start:
+                return
+            extension = until - start
+            lane.tat = max(lane.tat, start) + extension
+            lane.shifted += extension
+            lane.paused_until = until
 
     def paused_for(self, subscription_id: str) -> float:
         with self._lock:
-            return max(0.0, self._paused_until.get(subscription_id, 0.0) - self._clock())
+            lane = self._lanes.get(subscription_id)
+            return 0.0 if lane is None else max(0.0, lane.paused_until - self._clock())
+
+    def reserve(self, subscription_id: str) -> Reservation:
+        """Take the next place in the subscription's queue."""
+        with self._lock:
+            now = self._clock()
+            lane = self._lane(subscription_id, now)
+            departure = now
+            if self._rate > 0:
+                interval = 1.0 / self._rate
+                tat = max(lane.tat, now)
+                departure = tat - (self._burst - 1.0) * interval
+                if departure - now < _EPSILON:  # within float rounding of now: a token is there
+                    departure = now
+                lane.tat = tat + interval
+            return Reservation(subscription_id, departure, lane.shifted)
+
+    def due(self, reservation: Reservation) -> float:
+        """When the reservation may be sent, given the pauses since it was made."""
+        with self._lock:
+            lane = self._lanes[reservation.subscription_id]
+            return max(reservation.departure + lane.shifted - reservation.shifted, lane.paused_until)
 
     def acquire(self, subscription_id: str) -> float:
         """Wait for this subscription's turn; return the seconds waited."""
-        waited = 0.0
-        if self._rate > 0:
-            with self._lock:
-                now = self._clock()
-                balance, as_of = self._tokens.get(subscription_id, (self._burst, now))
-                balance = min(self._burst, balance + (now - as_of) * self._rate) - 1.0
-                self._tokens[subscription_id] = (balance, now)
-            if balance < 0:
-                delay = -balance / self._rate
-                self._sleep(delay)
-                waited += delay
-        while (pause := self.paused_for(subscription_id)) > 0:
-            self._sleep(pause)
-            waited += pause
+        reservation = self.reserve(subscription_id)
+        waited, due = 0.0, self.due(reservation)
+        while (wait := due - self._clock()) > 0:
+            self._sleep(wait)
+            waited += wait
+            later = self.due(reservation)  # a pause that began meanwhile moves the turn back
+            if later == due:
+                break
+            due = later
         return waited
 
 
