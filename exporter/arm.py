@@ -97,7 +97,8 @@ class RetryPolicy:
 class RequestObserver(Protocol):
     """Told about every HTTP exchange and budget wait (for self-metrics); must be cheap and thread-safe."""
 
-    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None: ...
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None,
+                     remaining_global_reads: int | None = None) -> None: ...
 
     def throttled(self, subscription_id: str) -> None: ...
 
@@ -107,7 +108,8 @@ class RequestObserver(Protocol):
 
 
 class _NullObserver:
-    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None,
+                     remaining_global_reads: int | None = None) -> None:
         return None
 
     def throttled(self, subscription_id: str) -> None:
@@ -404,8 +406,11 @@ class ArmClient:
         except requests.RequestException as exc:
             self._observer.request_done(subscription_id, operation, "error", None)
             raise ArmError(ErrorKind.TRANSPORT, _describe_transport(exc), operation=operation) from None
-        remaining = _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads"))
-        self._observer.request_done(subscription_id, operation, str(response.status_code), remaining)
+        self._observer.request_done(
+            subscription_id, operation, str(response.status_code),
+            _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads")),
+            _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-global-reads")),
+        )
         request_id = response.headers.get("x-ms-request-id")
         if body is None:
             raise ArmError(

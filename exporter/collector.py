@@ -57,27 +57,45 @@ def _per_pool(snapshot: Snapshot, name: str, help_text: str, value_of: Callable[
 
 
 def _forecast_field(data: PoolData, field_name: str) -> float | None:
-    forecast = data.runtime.forecast
+    forecast = None if data.runtime is None else data.runtime.forecast
     return None if forecast is None else getattr(forecast, field_name)
+
+
+def _with_runtime(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.RuntimeView]]:
+    for status, data in _with_data(snapshot):
+        if data.runtime is not None:
+            yield status, data.runtime
+
+
+def _with_pool(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.Pool]]:
+    for status, data in _with_data(snapshot):
+        if data.pool is not None:
+            yield status, data.pool
+
+
+def _with_members(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, tuple[model.Member, ...]]]:
+    for status, data in _with_data(snapshot):
+        if data.members is not None:
+            yield status, data.members
 
 
 def instances(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "instances", "Instances in the standby pool by state, from the runtime view.", ("availability_zone", "state"))
-    for status, data in _with_data(snapshot):
-        for entry in data.runtime.instance_counts:
+    for status, runtime in _with_runtime(snapshot):
+        for entry in runtime.instance_counts:
             family.add_metric([*_pool_values(status), entry.availability_zone, entry.state], entry.count)
     return family
 
 
 def max_ready_capacity(snapshot: Snapshot) -> Metric:
     return _per_pool(snapshot, "max_ready_capacity", "Maximum ready capacity of the pool (elasticityProfile.maxReadyCapacity).",
-                     lambda data: data.pool.max_ready_capacity)
+                     lambda data: None if data.pool is None else data.pool.max_ready_capacity)
 
 
 def min_ready_capacity(snapshot: Snapshot) -> Metric:
     return _per_pool(snapshot, "min_ready_capacity",
                      "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.",
-                     lambda data: data.pool.min_ready_capacity)
+                     lambda data: None if data.pool is None else data.pool.min_ready_capacity)
 
 
 def _one_hot(family: GaugeMetricFamily, labels: list[str], current: str, known: tuple[str, ...]) -> None:
@@ -87,16 +105,16 @@ def _one_hot(family: GaugeMetricFamily, labels: list[str], current: str, known: 
 
 def provisioning_state(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "provisioning_state", "1 for the pool's provisioningState, 0 for the other known states.", ("state",))
-    for status, data in _with_data(snapshot):
-        _one_hot(family, _pool_values(status), data.pool.provisioning_state, model.POOL_PROVISIONING_STATES)
+    for status, pool in _with_pool(snapshot):
+        _one_hot(family, _pool_values(status), pool.provisioning_state, model.POOL_PROVISIONING_STATES)
     return family
 
 
 def health_state(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "health_state", "1 for the pool's health state from the runtime view status, 0 for the other known states.", ("state",))
-    for status, data in _with_data(snapshot):
-        if data.runtime.health_state is not None:
-            _one_hot(family, _pool_values(status), data.runtime.health_state, model.HEALTH_STATES)
+    for status, runtime in _with_runtime(snapshot):
+        if runtime.health_state is not None:
+            _one_hot(family, _pool_values(status), runtime.health_state, model.HEALTH_STATES)
     return family
 
 
@@ -105,16 +123,15 @@ def info(snapshot: Snapshot) -> Metric:
         snapshot, "info", "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set.",
         ("location", "virtual_machine_state", "scale_set"),
     )
-    for status, data in _with_data(snapshot):
-        pool = data.pool
+    for status, pool in _with_pool(snapshot):
         family.add_metric([*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or ""], 1.0)
     return family
 
 
 def members(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "members", "Members of the pool (container groups or VMs) by provisioning state.", ("provisioning_state",))
-    for status, data in _with_data(snapshot):
-        counts = Counter(member.provisioning_state for member in data.members)
+    for status, pool_members in _with_members(snapshot):
+        counts = Counter(member.provisioning_state for member in pool_members)
         for state in dict.fromkeys((*model.MEMBER_PROVISIONING_STATES[status.ref.kind], *sorted(counts))):
             family.add_metric([*_pool_values(status), state], counts.get(state, 0))
     return family
@@ -125,31 +142,31 @@ def members_ready(snapshot: Snapshot) -> Metric:
         snapshot, "members_ready",
         "Members that are ready. Container groups: provisioningState Succeeded, state Running, every container Running. "
         "VMs: in the pool, provisioning succeeded, power state the one the pool keeps.",
-        lambda data: sum(member.ready for member in data.members),
+        lambda data: None if data.members is None else sum(member.ready for member in data.members),
     )
 
 
 def member_ready(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "member_ready", "1 when the member (container group or VM) is ready, else 0.", ("member",))
-    for status, data in _with_data(snapshot):
-        for member in data.members:
+    for status, pool_members in _with_members(snapshot):
+        for member in pool_members:
             family.add_metric([*_pool_values(status), member.name], 1.0 if member.ready else 0.0)
     return family
 
 
 def member_in_pool(snapshot: Snapshot) -> Metric:
     family = _gauge(snapshot, "member_in_pool", "1 while the VM waits in the standby pool (isVMInStandbyPool), 0 once handed out.", ("member",))
-    for status, data in _with_data(snapshot):
-        for member in data.members:
+    for status, pool_members in _with_members(snapshot):
+        for member in pool_members:
             if member.in_pool is not None:
                 family.add_metric([*_pool_values(status), member.name], 1.0 if member.in_pool else 0.0)
     return family
 
 
 def _forecasts(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.Forecast]]:
-    for status, data in _with_data(snapshot):
-        if data.runtime.forecast is not None:
-            yield status, data.runtime.forecast
+    for status, runtime in _with_runtime(snapshot):
+        if runtime.forecast is not None:
+            yield status, runtime.forecast
 
 
 def forecast_instances_requested(snapshot: Snapshot) -> Metric:
@@ -178,16 +195,42 @@ def forecast_accuracy_ratio(snapshot: Snapshot) -> Metric:
                      lambda data: _forecast_field(data, "accuracy_ratio"))
 
 
-def up(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "up", "1 when the last poll of the pool succeeded, else 0.")
+def _per_polled_pool(snapshot: Snapshot, name: str, help_text: str, value_of: Callable[[PoolStatus], float]) -> Metric:
+    family = _gauge(snapshot, name, help_text)
     for status in snapshot.pools:
         if status.polled:
-            family.add_metric(_pool_values(status), 1.0 if status.up else 0.0)
+            family.add_metric(_pool_values(status), value_of(status))
     return family
 
 
+def up(snapshot: Snapshot) -> Metric:
+    return _per_polled_pool(snapshot, "up", "1 when the last poll read the pool's runtime view (instance counts), else 0.",
+                            lambda status: 1.0 if status.up else 0.0)
+
+
+def resource_up(snapshot: Snapshot) -> Metric:
+    return _per_polled_pool(
+        snapshot, "resource_up",
+        "1 when the pool resource (capacity, provisioning state, info) comes from a pool list read within polling.pool_refresh, else 0.",
+        lambda status: 1.0 if status.resource_up else 0.0,
+    )
+
+
+def members_up(snapshot: Snapshot) -> Metric:
+    return _per_polled_pool(snapshot, "members_up", "1 when the last poll read the pool's member list, else 0.",
+                            lambda status: 1.0 if status.members_up else 0.0)
+
+
+def member_read_failures(snapshot: Snapshot) -> Metric:
+    return _per_polled_pool(
+        snapshot, "member_read_failures",
+        "Listed members whose latest detail read failed (retried every poll; kept until stale, never-read ones not published).",
+        lambda status: float(status.member_read_failures),
+    )
+
+
 def last_success_timestamp_seconds(snapshot: Snapshot) -> Metric:
-    family = _gauge(snapshot, "last_success_timestamp_seconds", "Unix time of the last successful poll of the pool.")
+    family = _gauge(snapshot, "last_success_timestamp_seconds", "Unix time of the last successful read of the pool's runtime view.")
     for status in snapshot.pools:
         if status.last_success is not None:
             family.add_metric(_pool_values(status), status.last_success)
@@ -224,9 +267,21 @@ def arm_ratelimit_remaining_reads(snapshot: Snapshot) -> Metric:
     return family
 
 
+def arm_ratelimit_remaining_global_reads(snapshot: Snapshot) -> Metric:
+    family = GaugeMetricFamily(
+        PREFIX + "arm_ratelimit_remaining_global_reads",
+        _cached("Last x-ms-ratelimit-remaining-subscription-global-reads header seen from ARM (the bucket all principals share).", snapshot),
+        labels=["subscription_id"],
+    )
+    for subscription_id, remaining in sorted(snapshot.arm.remaining_global_reads.items()):
+        family.add_metric([subscription_id], remaining)
+    return family
+
+
 def _per_subscription_counter(snapshot: Snapshot, name: str, help_text: str, values: dict[str, float]) -> Metric:
+    """A counter per subscription: 0 for every configured or discovered one until its first event."""
     family = CounterMetricFamily(PREFIX + name, _cached(help_text, snapshot), labels=["subscription_id"])
-    for subscription_id, value in sorted(values.items()):
+    for subscription_id, value in sorted({**dict.fromkeys(snapshot.subscriptions, 0.0), **values}.items()):
         family.add_metric([subscription_id], value)
     return family
 
@@ -288,8 +343,8 @@ FAMILIES: tuple[Callable[[Snapshot], Metric], ...] = (
     instances, max_ready_capacity, min_ready_capacity, provisioning_state, health_state, info,
     members, members_ready, member_ready, member_in_pool,
     forecast_instances_requested, forecast_start_timestamp_seconds, forecast_interval_seconds, forecast_accuracy_ratio,
-    up, last_success_timestamp_seconds, poll_duration_seconds,
-    arm_requests, arm_ratelimit_remaining_reads, arm_throttled, arm_budget_wait_seconds, arm_next_links_refused,
+    up, resource_up, members_up, member_read_failures, last_success_timestamp_seconds, poll_duration_seconds,
+    arm_requests, arm_ratelimit_remaining_reads, arm_ratelimit_remaining_global_reads, arm_throttled, arm_budget_wait_seconds, arm_next_links_refused,
     discovered_pools, poll_cycle_duration_seconds, poll_cycles_skipped, exporter_build_info,
 )
 

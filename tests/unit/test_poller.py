@@ -154,10 +154,12 @@ def test_failures_isolate_pools_keep_fresh_values_and_drop_on_404(world: tuple[S
     sim.faults.add(Fault(match="standbycontainergrouppools/flaky/runtimeviews", status=500))
     clock.now += 60
     good, flaky = poller.poll_once().pools
-    assert good.up and not flaky.up and flaky.data is not None and "server" in (flaky.last_error or "")
-    clock.now += 180  # older than stale_after
+    assert good.up and not flaky.up and flaky.data is not None and flaky.data.runtime is not None
+    assert [(e.part, e.error.split(":")[0]) for e in flaky.errors] == [("runtime view", "server")]
+    clock.now += 180  # older than stale_after: only the runtime view's series drop; the other parts were read
     good, flaky = poller.poll_once().pools
-    assert flaky.data is None and flaky.last_success is not None and good.data is not None
+    assert flaky.data is not None and flaky.data.runtime is None and flaky.last_success is not None and good.data is not None
+    assert flaky.data.pool is not None and flaky.data.members is not None and flaky.resource_up and flaky.members_up
     sim.faults.clear()
     clock.now += 60
     assert all(status.up for status in poller.poll_once().pools)
