@@ -56,7 +56,7 @@ def build_snapshot(pools: int, members: int, subscription: str = SUBSCRIPTION, r
                                    data=PoolData(pool=pool, runtime=runtime, members=group_members)))
     operations = {"runtime_view": pools, "pool_list": pools, "container_group_list": pools, "container_group": pools * members}
     arm = ArmStatsSnapshot(requests={(subscription, operation, "200"): count for operation, count in operations.items()},
-                           remaining_reads={subscription: 11999})
+                           remaining_reads={subscription: 249}, remaining_global_reads={subscription: 3749})
     return Snapshot(pools=tuple(statuses), arm=arm, interval=60.0, cycle_duration=12.5)
 
 

@@ -63,6 +63,7 @@ class ArmApi:
                          {"Retry-After": str(decision.retry_after)})
         reply = self._route(route, path, query, base_url)
         reply.headers["x-ms-ratelimit-remaining-subscription-reads"] = str(decision.remaining)
+        reply.headers["x-ms-ratelimit-remaining-subscription-global-reads"] = str(decision.global_remaining)
         return reply
 
     def _route(self, route: Route | None, path: str, query: Mapping[str, str], base_url: str) -> Reply:

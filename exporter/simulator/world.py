@@ -66,7 +66,7 @@ class Simulator:
         seed: int = 1,
         page_size: int = 50,
         latency: float = 0.0,
-        read_bucket: int | None = 250,
+        read_bucket: int | None = None,  # enforce ARM's read bucket with this capacity (opt-in; headers count it always)
         read_refill_per_second: float = 25.0,
         create_seconds: tuple[float, float] = (3.0, 8.0),
         claim_probability: float = 0.0,
