@@ -1,7 +1,7 @@
 """Azure Resource Manager client: one ``requests.Session``, bearer tokens, paging, retries, typed errors.
 
 Returns plain JSON. The bearer token goes only to the configured ARM origin: a ``nextLink`` that points
-anywhere else is refused before any request is made.
+anywhere else is refused before any request is made, and the list ends with the pages read.
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ class ArmClient:
                 raise ArmError(ErrorKind.BAD_RESPONSE, "list response has no 'value' array", operation=operation)
             yield from (item for item in items if isinstance(item, dict))
             next_link = body.get("nextLink")
-            url, params = (self._checked_next_link(next_link, operation, subscription_id) if next_link else None), None
+            url, params = (self._next_url(next_link, operation, subscription_id) if next_link else None), None
             pages += 1
             if pages > 10_000:
                 raise ArmError(ErrorKind.BAD_RESPONSE, "more than 10000 pages: refusing to loop", operation=operation)
@@ -334,19 +334,20 @@ class ArmClient:
     def _url(self, path: str) -> str:
         return self._endpoint + (path if path.startswith("/") else "/" + path)
 
-    def _checked_next_link(self, link: object, operation: str, subscription_id: str) -> str:
-        if not isinstance(link, str):
-            raise ArmError(ErrorKind.BAD_RESPONSE, "nextLink is not a string", operation=operation)
-        parts = urlsplit(link)
-        if (parts.scheme, parts.netloc.lower()) != self._origin:
-            self._observer.next_link_refused(subscription_id)
-            # Never name the target host's token-bearing request; say only where it pointed.
-            raise ArmError(
-                ErrorKind.BAD_RESPONSE,
-                f"refusing nextLink to {parts.scheme}://{parts.netloc} (not the ARM endpoint {self._endpoint})",
-                operation=operation,
-            )
-        return link
+    def _next_url(self, link: object, operation: str, subscription_id: str) -> str | None:
+        """The next page's URL, or None when ``link`` leaves the ARM endpoint: the token never goes there, and the
+        list ends at the last page read (counted, and logged without the token)."""
+        if isinstance(link, str):
+            parts = urlsplit(link)
+            if (parts.scheme, parts.netloc.lower()) == self._origin:
+                return link
+            where = f"{parts.scheme}://{parts.netloc}"
+        else:
+            where = f"a {type(link).__name__}, not a URL"
+        self._observer.next_link_refused(subscription_id)
+        log.warning("refusing nextLink: the list ends at the last page read", extra={
+            "operation": operation, "subscription_id": subscription_id, "next_link": _one_line(where, 120), "arm_endpoint": self._endpoint})
+        return None
 
     def _get_json(self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str) -> dict[str, Any]:
         attempt = 0
