@@ -679,3 +679,11 @@ def test_zonal_virtual_machine_pool_runtime_view(clock: FakeClock) -> None:
         assert "prediction" in properties and properties["status"]["code"] == "HealthState/healthy"
         old = arm.get(path, OLD).json()["properties"]
         assert set(old) == {"instanceCountSummary", "provisioningState"} and "zone" not in old["instanceCountSummary"][0]
+
+
+def test_a_fault_match_ending_in_dollar_hits_only_paths_ending_so() -> None:
+    fault = Fault(match="/providers/Microsoft.StandbyPool/standbyContainerGroupPools$", status=500)
+    assert fault.applies_to("/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools", False)
+    assert not fault.applies_to("/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web", False)
+    assert not fault.applies_to(
+        "/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web/runtimeviews/latest", False)
