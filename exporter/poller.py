@@ -243,7 +243,9 @@ class Poller:
         self._members_read_at: dict[tuple[str, str, str, str], float] = {}  # pool -> last good member list read (monotonic)
         self._warned = WarnOnce()
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
-        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval)
+        refs = self.pools()
+        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in refs), arm=ArmStatsSnapshot(), interval=settings.polling.interval,
+                                 subscriptions=self._subscriptions(refs))
 
     # -- the pool set ------------------------------------------------------------------------------
     def pools(self) -> tuple[PoolRef, ...]:
