@@ -311,11 +311,11 @@ class ArmClient:
         """GET one resource (``path`` relative to the ARM endpoint)."""
         return self._get_json(self._url(path), {"api-version": api_version}, operation, subscription_id)
 
-    def list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[dict[str, Any]]:
+    def list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[Any]:
         """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
         return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
 
-    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[dict[str, Any]]:
+    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[Any]:
         url: str | None = self._url(path)
         params: dict[str, str] | None = {"api-version": api_version}
         pages = 0
@@ -324,7 +324,7 @@ class ArmClient:
             items = body.get("value")
             if not isinstance(items, list):
                 raise ArmError(ErrorKind.BAD_RESPONSE, "list response has no 'value' array", operation=operation)
-            yield from (item for item in items if isinstance(item, dict))
+            yield from items  # every item, malformed ones too: the caller names and skips those
             next_link = body.get("nextLink")
             url, params = (self._next_url(next_link, operation, subscription_id) if next_link else None), None
             pages += 1

@@ -351,7 +351,7 @@ class Poller:
             model.parse_listed_pool, "pool_list", path,
         ), "pool_list")
 
-    def _parse_items(self, items: Iterator[dict[str, object]], parse: Callable[[object], T], operation: str, path: str) -> list[T]:
+    def _parse_items(self, items: Iterator[object], parse: Callable[[object], T], operation: str, path: str) -> list[T]:
         """Every well-formed item of a list; a malformed one costs only itself, logged the first time it is seen."""
         parsed: list[T] = []
         for item in items:
@@ -571,8 +571,8 @@ class Poller:
                         cached = self._member_cache[candidate.key] = replace(cached, failed=True)
                 else:
                     cached = self._member_cache[candidate.key] = _CachedMember(outcome, candidate.listed_state, now)
-            if cached is not None and now - cached.read_at < stale_after:
-                members.append(cached.member)
+            if cached is not None and (not cached.failed or now - cached.read_at < stale_after):
+                members.append(cached.member)  # a member not due for a refresh is as fresh as its list
         return _MemberOutcome(tuple(sorted(members, key=lambda m: m.name)), failures, first_error)
 
     def _forget_unlisted(self, refs: Iterable[PoolRef], candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> None:

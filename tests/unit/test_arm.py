@@ -76,7 +76,8 @@ def client_for(server: ScriptedServer, credential: FakeCredential | None = None,
 
 
 def test_get_sends_token_and_api_version_and_records_the_request(server: ScriptedServer) -> None:
-    server.script(POOL, Reply(200, {"name": "pool-a"}, {"x-ms-ratelimit-remaining-subscription-reads": "241"}))
+    server.script(POOL, Reply(200, {"name": "pool-a"}, {"x-ms-ratelimit-remaining-subscription-reads": "241",
+                                                     "x-ms-ratelimit-remaining-subscription-global-reads": "3741"}))
     client, _, stats = client_for(server)
     assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"name": "pool-a"}
     [seen] = server.requests
@@ -85,6 +86,7 @@ def test_get_sends_token_and_api_version_and_records_the_request(server: Scripte
     snapshot = stats.snapshot()
     assert snapshot.requests == {(SUB, "pool", "200"): 1}
     assert snapshot.remaining_reads == {SUB: 241}
+    assert snapshot.remaining_global_reads == {SUB: 3741}  # the bucket every principal of the subscription shares
 
 
 def test_token_is_reused_until_near_expiry(server: ScriptedServer) -> None:
