@@ -8,9 +8,15 @@ is set by latency and the read budget, not by the number of pools:
 1. every runtime view; the paged pool list of each resource group (and kind) whose pool resources
    are due (``polling.pool_refresh``); one paged container-group list per resource group; the
    ``standbyVirtualMachines`` list of each VM pool;
-2. the detail GET of every member that is due: new, changed state in the list, or not ready; and,
-   oldest first, members read longer than ``polling.member_refresh`` ago, at most the share that
-   spreads all of them evenly over that period (members x interval / member_refresh per cycle).
+2. the detail GET of every member that is due: new, failed last time, changed state in the list, or not
+   ready; and, oldest first, members read longer than ``polling.member_refresh`` ago, at most the share
+   that spreads all of them evenly over that period (members x interval / member_refresh per cycle).
+
+A pool's three parts are kept or fail on their own: the runtime view (``up``), the pool resource from its
+resource group's pool list (``resource_up``) and the members (``members_up``, ``member_read_failures``).
+A part whose read failed keeps its last good values until ``polling.stale_after`` (the pool resource:
+``pool_refresh`` + ``stale_after`` after its last list read), then only that part drops out. A malformed
+list item costs only itself and is named in one log line the first time it is seen.
 """
 
 from __future__ import annotations
