@@ -551,7 +551,7 @@ class Poller:
             poll_duration=self._monotonic() - started,
             last_error="; ".join(f"{error.part}: {error.error}" for error in part_errors) or None,
             data=None if data == PoolData(None, None, None) or gone else data,
-            resource_up=resource.fresh, members_up=not isinstance(candidates, ArmError), member_read_failures=failures,
+            resource_up=resource.fresh and not gone, members_up=not isinstance(candidates, ArmError), member_read_failures=failures,
             errors=part_errors,
         )
 
