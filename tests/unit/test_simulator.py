@@ -507,6 +507,10 @@ def test_admin_endpoints(arm: Arm, sim: Simulator, clock: FakeClock) -> None:
     records = requests.get(f"{admin}/requests", params={"since": since + 0.5}).json()
     assert [record["operation"] for record in records] == ["runtime_view"]
     assert records[0]["subscription_id"] == SUB and records[0]["status"] == 200
+    example = {"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "running", "count": 500}]}]}}
+    path = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.StandbyPool/standbyContainerGroupPools/myStandbyPool/runtimeViews/latest"
+    assert requests.post(f"{admin}/verbatim", json={"path": path.upper(), "api_version": NEW, "body": example}).ok
+    assert arm.pool("myStandbyPool", suffix="/runtimeViews/latest").json() == example  # served as it is, whatever the world holds
 
 
 # ---- transport, demo, command line ------------------------------------------------------------------
