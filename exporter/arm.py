@@ -365,14 +365,15 @@ class ArmClient:
                         return self._get_once(url, params, operation, subscription_id, token)
                     except ArmError as again:
                         error = again
+                throttled = error.status == 429
+                if throttled:
+                    # Every reader of this subscription waits out Retry-After, not just this one, and so does the
+                    # next read after a last attempt: nothing goes to the subscription before it has passed.
+                    self._observer.throttled(subscription_id)
+                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else self._backoff(attempt))
                 if not self._retryable(error) or attempt >= self._retry.attempts:
                     raise error
-                delay = self._backoff(attempt)
-                if error.kind == ErrorKind.THROTTLED:
-                    # Every reader of this subscription waits out Retry-After, not just this one.
-                    self._observer.throttled(subscription_id)
-                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else delay)
-                    delay = 0.0
+                delay = 0.0 if throttled else self._backoff(attempt)  # the pause is the wait
                 log.debug(
                     "retrying ARM read", extra={"operation": operation, "attempt": attempt, "delay": round(delay, 3), "error": error.kind}
                 )
@@ -380,7 +381,8 @@ class ArmClient:
 
     @staticmethod
     def _retryable(error: ArmError) -> bool:
-        return error.kind in (ErrorKind.THROTTLED, ErrorKind.SERVER, ErrorKind.TRANSPORT)
+        """Server errors, transport errors and 429s; not a read refused locally because the pause is too long."""
+        return error.kind in (ErrorKind.SERVER, ErrorKind.TRANSPORT) or error.status == 429
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retry.backoff_max, self._retry.backoff_base * 2 ** (attempt - 1))

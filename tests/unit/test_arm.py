@@ -159,6 +159,18 @@ def test_retry_after_beyond_the_cap_fails_fast_and_keeps_the_pause(server: Scrip
     assert len(server.requests) == 1
 
 
+def test_a_429_on_the_last_attempt_still_pauses_the_subscription(server: ScriptedServer) -> None:
+    throttled = Reply(429, {"error": {"code": "TooManyRequests", "message": "slow down"}}, {"Retry-After": "2"})
+    server.script(POOL, throttled, throttled, throttled, Reply(200, {"ok": True}))
+    client, sleeps, stats = client_for(server)  # three attempts
+    with pytest.raises(ArmError, match="throttled"):
+        client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
+    assert sum(sleeps) == pytest.approx(4.0)  # two pauses between the three attempts
+    assert client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB) == {"ok": True}
+    assert sum(sleeps) == pytest.approx(6.0)  # the next read waited out the last Retry-After too
+    assert stats.snapshot().throttled == {SUB: 3}
+
+
 def test_budget_spaces_reads_after_the_burst(server: ScriptedServer) -> None:
     server.script(POOL, Reply(200, {}))
     client, sleeps, stats = client_for(server, rate=10, burst=3)
