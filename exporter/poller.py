@@ -458,7 +458,7 @@ class Poller:
         pool = listed.get(ref.name.lower())
         if pool is None:
             return _ResourcePart(None, False, error or ArmError(
-                ErrorKind.NOT_FOUND, "pool is not in its resource group's pool list", operation="pool_list"))
+                ErrorKind.NOT_FOUND, "pool is not in its resource group's pool list (or its item there is malformed)", operation="pool_list"))
         polling = self._settings.polling
         age = self._monotonic() - read_at
         if age >= polling.pool_refresh + polling.stale_after:
