@@ -52,12 +52,12 @@ def build_snapshot(pools: int, members: int, subscription: str = SUBSCRIPTION, r
         pool = model.Pool(name=name, location="westeurope", provisioning_state="Succeeded", max_ready_capacity=members)
         group_members = tuple(model.Member(name=f"{name}_{member:08x}", provisioning_state="Succeeded", state="Running", ready=True)
                               for member in range(members))
-        statuses.append(PoolStatus(ref, polled=True, up=True, last_success=now, poll_duration=0.25,
+        statuses.append(PoolStatus(ref, polled=True, up=True, last_success=now, poll_duration=0.25, resource_up=True, members_up=True,
                                    data=PoolData(pool=pool, runtime=runtime, members=group_members)))
     operations = {"runtime_view": pools, "pool_list": pools, "container_group_list": pools, "container_group": pools * members}
     arm = ArmStatsSnapshot(requests={(subscription, operation, "200"): count for operation, count in operations.items()},
-                           remaining_reads={subscription: 11999})
-    return Snapshot(pools=tuple(statuses), arm=arm, interval=60.0, cycle_duration=12.5)
+                           remaining_reads={subscription: 249}, remaining_global_reads={subscription: 3749})
+    return Snapshot(pools=tuple(statuses), arm=arm, interval=60.0, cycle_duration=12.5, subscriptions=(subscription,))
 
 
 def count_series(text: bytes) -> int:

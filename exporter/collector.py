@@ -100,11 +100,44 @@ def _one_hot(labels: LabelValues, current: str, known: tuple[str, ...]) -> Itera
         yield (*labels, state), 1.0 if state == current else 0.0
 
 
+def _with_runtime(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.RuntimeView]]:
+    for status, data in _with_data(snapshot):
+        if data.runtime is not None:
+            yield status, data.runtime
+
+
+def _with_pool(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, model.Pool]]:
+    for status, data in _with_data(snapshot):
+        if data.pool is not None:
+            yield status, data.pool
+
+
+def _with_members(snapshot: Snapshot) -> Iterator[tuple[PoolStatus, tuple[model.Member, ...]]]:
+    for status, data in _with_data(snapshot):
+        if data.members is not None:
+            yield status, data.members
+
+
+def _pool_field(field_name: str) -> Callable[[PoolData], float | None]:
+    def value_of(data: PoolData) -> float | None:
+        return None if data.pool is None else getattr(data.pool, field_name)
+    return value_of
+
+
 def _forecast_field(field_name: str) -> Callable[[PoolData], float | None]:
     def value_of(data: PoolData) -> float | None:
-        forecast = data.runtime.forecast
+        forecast = None if data.runtime is None else data.runtime.forecast
         return None if forecast is None else getattr(forecast, field_name)
     return value_of
+
+
+def _per_polled_pool(value_of: Callable[[PoolStatus], float]) -> Generator:
+    """One value for every pool polled at least once."""
+    def generate(snapshot: Snapshot) -> Iterator[Sample]:
+        for status in snapshot.pools:
+            if status.polled:
+                yield _pool_values(status), value_of(status)
+    return generate
 
 
 def _per_subscription(values_of: Callable[[Snapshot], dict[str, float] | dict[str, int]]) -> Generator:
@@ -114,62 +147,65 @@ def _per_subscription(values_of: Callable[[Snapshot], dict[str, float] | dict[st
     return generate
 
 
+def _per_subscription_counter(values_of: Callable[[Snapshot], dict[str, float] | dict[str, int]]) -> Generator:
+    """A counter per subscription: 0 for every configured or discovered one until its first event."""
+    return _per_subscription(lambda snapshot: {**dict.fromkeys(snapshot.subscriptions, 0.0), **values_of(snapshot)})
+
+
 # -- generators ----------------------------------------------------------------------------------
 
 def _instances(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        for entry in data.runtime.instance_counts:
+    for status, runtime in _with_runtime(snapshot):
+        for entry in runtime.instance_counts:
             yield (*_pool_values(status), entry.availability_zone, entry.state), entry.count
 
 
 def _provisioning_state(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        yield from _one_hot(_pool_values(status), data.pool.provisioning_state, model.POOL_PROVISIONING_STATES)
+    for status, pool in _with_pool(snapshot):
+        yield from _one_hot(_pool_values(status), pool.provisioning_state, model.POOL_PROVISIONING_STATES)
 
 
 def _health_state(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        if data.runtime.health_state is not None:
-            yield from _one_hot(_pool_values(status), data.runtime.health_state, model.HEALTH_STATES)
+    for status, runtime in _with_runtime(snapshot):
+        if runtime.health_state is not None:
+            yield from _one_hot(_pool_values(status), runtime.health_state, model.HEALTH_STATES)
 
 
 def _info(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        pool = data.pool
+    for status, pool in _with_pool(snapshot):
         yield (*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or ""), 1.0
 
 
 def _members(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        counts = Counter(member.provisioning_state for member in data.members)
+    for status, members in _with_members(snapshot):
+        counts = Counter(member.provisioning_state for member in members)
         for state in dict.fromkeys((*model.MEMBER_PROVISIONING_STATES[status.ref.kind], *sorted(counts))):
             yield (*_pool_values(status), state), counts.get(state, 0)
 
 
+def _members_ready(snapshot: Snapshot) -> Iterator[Sample]:
+    for status, members in _with_members(snapshot):
+        yield _pool_values(status), sum(member.ready for member in members)
+
+
 def _member_ready(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        for member in data.members:
+    for status, members in _with_members(snapshot):
+        for member in members:
             yield (*_pool_values(status), member.name), 1.0 if member.ready else 0.0
 
 
 def _member_in_pool(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        for member in data.members:
+    for status, members in _with_members(snapshot):
+        for member in members:
             if member.in_pool is not None:
                 yield (*_pool_values(status), member.name), 1.0 if member.in_pool else 0.0
 
 
 def _forecast_instances_requested(snapshot: Snapshot) -> Iterator[Sample]:
-    for status, data in _with_data(snapshot):
-        if data.runtime.forecast is not None:
-            for step, value in enumerate(data.runtime.forecast.instances_requested):
+    for status, runtime in _with_runtime(snapshot):
+        if runtime.forecast is not None:
+            for step, value in enumerate(runtime.forecast.instances_requested):
                 yield (*_pool_values(status), str(step)), value
-
-
-def _up(snapshot: Snapshot) -> Iterator[Sample]:
-    for status in snapshot.pools:
-        if status.polled:
-            yield _pool_values(status), 1.0 if status.up else 0.0
 
 
 def _last_success(snapshot: Snapshot) -> Iterator[Sample]:
@@ -219,9 +255,9 @@ CATALOGUE: tuple[Family, ...] = (
                  "Creating, Starting, Deleting, Deallocated, Deallocating, Hibernated, Hibernating); one series per zone of a "
                  "zonal pool, `availability_zone=\"\"` for a non-zonal summary; an unknown state is published verbatim."),
     Family("max_ready_capacity", "Maximum ready capacity of the pool (elasticityProfile.maxReadyCapacity).", GAUGE,
-           POOL_LABELS, _per_pool(lambda data: data.pool.max_ready_capacity)),
+           POOL_LABELS, _per_pool(_pool_field("max_ready_capacity"))),
     Family("min_ready_capacity", "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.",
-           GAUGE, POOL_LABELS, _per_pool(lambda data: data.pool.min_ready_capacity),
+           GAUGE, POOL_LABELS, _per_pool(_pool_field("min_ready_capacity")),
            notes="Absent when unset."),
     Family("provisioning_state", "1 for the pool's provisioningState, 0 for the other known states.", GAUGE,
            (*POOL_LABELS, "state"), _provisioning_state,
@@ -239,7 +275,7 @@ CATALOGUE: tuple[Family, ...] = (
     Family("members_ready",
            "Members that are ready. Container groups: provisioningState Succeeded, state Running, every container Running. "
            "VMs: in the pool, provisioning succeeded, power state the one the pool keeps.",
-           GAUGE, POOL_LABELS, _per_pool(lambda data: sum(member.ready for member in data.members))),
+           GAUGE, POOL_LABELS, _members_ready),
     Family("member_ready", "1 when the member (container group or VM) is ready, else 0.", GAUGE, (*POOL_LABELS, "member"), _member_ready),
     Family("member_in_pool", "1 while the VM waits in the standby pool (isVMInStandbyPool), 0 once handed out.", GAUGE,
            (*POOL_LABELS, "member"), _member_in_pool,
@@ -254,22 +290,40 @@ CATALOGUE: tuple[Family, ...] = (
     Family("forecast_accuracy_ratio", "Accuracy Azure reports for its forecast, 0 to 1.", GAUGE, POOL_LABELS,
            _per_pool(_forecast_field("accuracy_ratio")),
            notes="Azure's 85 is 0.85."),
-    Family("up", "1 when the last poll of the pool succeeded, else 0.", GAUGE, POOL_LABELS, _up),
-    Family("last_success_timestamp_seconds", "Unix time of the last successful poll of the pool.", GAUGE, POOL_LABELS, _last_success),
+    Family("up", "1 when the last poll read the pool's runtime view (instance counts), else 0.", GAUGE, POOL_LABELS,
+           _per_polled_pool(lambda status: 1.0 if status.up else 0.0),
+           notes="The depletion signal: a failed pool-resource or member read does not make it 0."),
+    Family("resource_up",
+           "1 when the pool resource (capacity, provisioning state, info) comes from a pool list read within polling.pool_refresh, else 0.",
+           GAUGE, POOL_LABELS, _per_polled_pool(lambda status: 1.0 if status.resource_up else 0.0)),
+    Family("members_up", "1 when the last poll read the pool's member list, else 0.", GAUGE, POOL_LABELS,
+           _per_polled_pool(lambda status: 1.0 if status.members_up else 0.0),
+           notes="The list is the container groups of the pool's resource group, or the VM pool's `standbyVirtualMachines`."),
+    Family("member_read_failures",
+           "Listed members whose latest detail read failed (retried every poll; kept until stale, never-read ones not published).",
+           GAUGE, POOL_LABELS, _per_polled_pool(lambda status: float(status.member_read_failures)),
+           notes="Steady while a fault lasts, since failed members are retried every cycle."),
+    Family("last_success_timestamp_seconds", "Unix time of the last successful read of the pool's runtime view.", GAUGE, POOL_LABELS,
+           _last_success),
     Family("poll_duration_seconds", "Duration of the pool's last poll.", GAUGE, POOL_LABELS, _poll_duration),
     Family("arm_requests", "ARM requests by HTTP status code (code=\"error\" when no response came).", COUNTER,
            ("subscription_id", "operation", "code"), _arm_requests,
            notes="Operations `runtime_view`, `pool_list`, `container_group_list`, `container_group`, `vm_list`, "
                  "`vm_instance_view`."),
     Family("arm_ratelimit_remaining_reads", "Last x-ms-ratelimit-remaining-subscription-reads header seen from ARM.", GAUGE,
-           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_reads)),
+           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_reads),
+           notes="This principal's bucket: 250 reads, refilled at 25/s."),
+    Family("arm_ratelimit_remaining_global_reads",
+           "Last x-ms-ratelimit-remaining-subscription-global-reads header seen from ARM (the bucket all principals share).", GAUGE,
+           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_global_reads),
+           notes="The bucket every principal of the subscription shares: 15x the per-principal one."),
     Family("arm_throttled", "ARM 429 answers that paused every read of the subscription until Retry-After passed.", COUNTER,
-           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.throttled)),
+           SUBSCRIPTION, _per_subscription_counter(lambda snapshot: snapshot.arm.throttled)),
     Family("arm_budget_wait_seconds", "Time reads waited for the client-side read budget or a Retry-After pause.", COUNTER,
-           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.budget_wait_seconds)),
+           SUBSCRIPTION, _per_subscription_counter(lambda snapshot: snapshot.arm.budget_wait_seconds)),
     Family("arm_next_links_refused",
            "Paging nextLinks refused because they pointed off the ARM endpoint (the token never goes there).", COUNTER,
-           SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.next_links_refused),
+           SUBSCRIPTION, _per_subscription_counter(lambda snapshot: snapshot.arm.next_links_refused),
            notes="The bearer token is never sent off the ARM endpoint."),
     Family("discovered_pools", "Standby pools found by discovery and passing its filters.", GAUGE,
            ("subscription_id", "pool_kind"), _discovered_pools),

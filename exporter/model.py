@@ -164,9 +164,9 @@ def _count(value: object, what: str) -> int:
     return int(value)
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _short(value: object, limit: int = 40) -> str:
+    text = value if isinstance(value, str) and limit > 40 else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _zone(value: object) -> str:
@@ -175,6 +175,17 @@ def _zone(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ModelError(f"instanceCountSummary zone must be an integer or string, got {value!r}")
     return _text(str(value))
+
+
+def item_name(body: object) -> str:
+    """How a log line names a list item: its ``id``, else its ``name``, else its position-free shape."""
+    if isinstance(body, Mapping):
+        for key in ("id", "name"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return _short(value, 200)
+        return f"an item without id or name (keys {_short(sorted(str(k) for k in body), 200)})"
+    return f"a {type(body).__name__}, not an object"
 
 
 def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_GROUP_POOL_STATES) -> RuntimeView:

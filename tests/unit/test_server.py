@@ -40,7 +40,8 @@ def publisher() -> Publisher:
     return Publisher(
         Snapshot(
             pools=(
-                PoolStatus(PoolRef(SUB, "rg", "pool-a"), polled=True, up=False, last_success=None, last_error="server: <b>boom</b>"),
+                PoolStatus(PoolRef(SUB, "rg", "pool-a"), polled=True, up=False, last_success=None, last_error="runtime view: server: <b>boom</b>",
+                           members_up=True, member_read_failures=2),
                 PoolStatus(PoolRef(SUB, "rg", "pool-b")),
             ),
             arm=ArmStatsSnapshot(),
@@ -184,6 +185,7 @@ def test_landing_page_lists_pools_escaped(serve_app: Callable[..., Served]) -> N
     assert 'href="/custom-metrics"' in response.text
     assert "pool-a" in response.text and "pool-b" in response.text and "not polled yet" in response.text
     assert "&lt;b&gt;boom&lt;/b&gt;" in response.text and "<b>boom" not in response.text
+    assert "runtime view: server:" in response.text and "list read, 2 failing" in response.text  # which part failed and why
 
 
 def test_healthz_and_readyz(serve_app: Callable[..., Served], publisher: Publisher) -> None:
