@@ -23,7 +23,7 @@ from typing import Any
 from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 
 from .procs import REPO
 

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import __version__, model
-from .poller import PoolData, PoolStatus, Snapshot
+from .snapshot import PoolData, PoolStatus, Snapshot
 
 PREFIX = "azure_standby_pool_"
 POOL_LABELS = ("subscription_id", "resource_group", "pool", "pool_kind")

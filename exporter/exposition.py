@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from .collector import SnapshotCollector
-from .poller import Snapshot
+from .snapshot import Snapshot
 
 _EOF = b"# EOF\n"
 

@@ -6,7 +6,7 @@ import html
 from datetime import UTC, datetime
 
 from . import __version__
-from .poller import PoolStatus, Snapshot
+from .snapshot import PoolStatus, Snapshot
 
 
 def landing_page(snapshot: Snapshot, telemetry_path: str) -> str:

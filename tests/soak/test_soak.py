@@ -25,7 +25,8 @@ from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
 from exporter.config import load_settings
 from exporter.exposition import render
-from exporter.poller import Poller, Snapshot
+from exporter.poller import Poller
+from exporter.snapshot import Snapshot
 from exporter.simulator import Simulator, SimulatorServer
 from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from exporter import logs
 from exporter.armstats import ArmStatsSnapshot
 from exporter.exposition import Publisher
-from exporter.poller import Snapshot
+from exporter.snapshot import Snapshot
 from exporter.server import HttpServer, Limits
 from exporter.webapp import ExporterApp
 

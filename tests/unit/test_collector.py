@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import collector, model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 from tests.conftest import promtool_check_metrics
 from tests.support.fakes import SUB
 

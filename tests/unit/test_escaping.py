@@ -21,7 +21,7 @@ from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
 from exporter.exposition import render
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 from tests.conftest import promtool_check_metrics
 from tests.support.fakes import SUB
 

@@ -31,7 +31,7 @@ from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import CLOUDS, ConfigError, PoolRef, Settings, load_settings
 from exporter.exposition import render
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 from tests.support.fakes import SUB
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

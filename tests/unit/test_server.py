@@ -26,7 +26,7 @@ from exporter.armstats import ArmStatsSnapshot
 from exporter.basicauth import Authenticator
 from exporter.config import PoolRef
 from exporter.exposition import Publisher
-from exporter.poller import PoolStatus, Snapshot
+from exporter.snapshot import PoolStatus, Snapshot
 from exporter.server import HttpServer, Limits, parse_listen_address
 from exporter.webapp import ExporterApp, ReloadNotSupported, accepts_gzip
 from exporter.webconfig import WebConfig, load_web_config
