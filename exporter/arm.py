@@ -333,7 +333,7 @@ class ArmClient:
         """GET one resource (``path`` relative to the ARM endpoint)."""
         return self._get_json(self._url(path), {"api-version": api_version}, operation, subscription_id)
 
-    def list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[Any]:
+    def list_all(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[Any]:
         """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
         return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
 

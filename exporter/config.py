@@ -12,12 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 
 from .boundedfile import FileProblem, Problems, ProblemsError, load_yaml, read_bounded, short_repr
+from .model import PoolKind
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ DEFAULT_API_VERSIONS: dict[str, str] = {
     "compute": "2024-07-01",  # returns isVMInStandbyPool in a VM's instanceView
 }
 
-POOL_KINDS = ("container_group", "virtual_machine")
+POOL_KINDS = tuple(PoolKind)
 
 _SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
@@ -68,7 +71,7 @@ class PoolRef:
     subscription_id: str
     resource_group: str
     name: str
-    kind: str = "container_group"
+    kind: PoolKind = PoolKind.CONTAINER_GROUP
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -111,7 +114,7 @@ class DiscoverySettings:
     include: re.Pattern[str] = re.compile(".*")
     exclude: re.Pattern[str] | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    kinds: tuple[str, ...] = POOL_KINDS
+    kinds: tuple[PoolKind, ...] = POOL_KINDS
 
     def wants(self, ref: PoolRef, tags: dict[str, str]) -> bool:
         """Does a listed pool pass the resource-group, name and tag filters?"""
@@ -273,6 +276,10 @@ def _one_of(choices: tuple[str, ...] | list[str]) -> Callable[[object], str]:
     return convert
 
 
+def _pool_kind(value: object) -> PoolKind:
+    return PoolKind(_one_of(POOL_KINDS)(value))
+
+
 def _endpoint(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a URL string, got {_type_name(value)}")
@@ -357,7 +364,7 @@ def _read_pools(check: _Checker, raw: object, discovery: bool) -> tuple[PoolRef,
             subscription_id=check.field(data, path, "subscription_id", _string(_SUBSCRIPTION_ID, "a subscription id (a GUID)"), "").lower(),
             resource_group=check.field(data, path, "resource_group", _string(_RESOURCE_GROUP, "a resource group name"), ""),
             name=check.field(data, path, "name", _string(_POOL_NAME, "a standby pool name (3-24 letters, digits, hyphens)"), ""),
-            kind=check.field(data, path, "kind", _one_of(POOL_KINDS), "container_group"),
+            kind=check.field(data, path, "kind", _pool_kind, PoolKind.CONTAINER_GROUP),
         )
         if missing or len(check.problems) > before:
             continue
@@ -369,13 +376,13 @@ def _read_pools(check: _Checker, raw: object, discovery: bool) -> tuple[PoolRef,
     return tuple(pools)
 
 
-def _string_list(check: _Checker, raw: object, path: str, convert: Callable[[object], str]) -> tuple[str, ...]:
+def _string_list(check: _Checker, raw: object, path: str, convert: Callable[[object], T]) -> tuple[T, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         check.problem(path, f"must be a list, got {_type_name(raw)}")
         return ()
-    values: list[str] = []
+    values: list[T] = []
     for index, item in enumerate(raw):
         try:
             values.append(convert(item))
@@ -401,7 +408,7 @@ def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
             check.problem(f"discovery.tags.{key}", f"must be a string, got {_type_name(value)}")
         else:
             tags.append((str(key), str(value)))
-    kinds = _string_list(check, data.get("kinds"), "discovery.kinds", _one_of(POOL_KINDS)) or POOL_KINDS
+    kinds = _string_list(check, data.get("kinds"), "discovery.kinds", _pool_kind) or POOL_KINDS
     defaults = DiscoverySettings(subscriptions=())
     return DiscoverySettings(
         subscriptions=tuple(dict.fromkeys(sub.lower() for sub in subscriptions)),

@@ -12,13 +12,21 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 CONTAINER_GROUP_POOL_STATES = ("Creating", "Running", "Deleting")
 VIRTUAL_MACHINE_POOL_STATES = (
     "Running", "Creating", "Starting", "Deleting", "Deallocated", "Deallocating", "Hibernated", "Hibernating",
 )
-POOL_STATES = {"container_group": CONTAINER_GROUP_POOL_STATES, "virtual_machine": VIRTUAL_MACHINE_POOL_STATES}
+class PoolKind(StrEnum):
+    """The two kinds of standby pool; the value is the ``pool_kind`` label and the configuration's ``kind``."""
+
+    CONTAINER_GROUP = "container_group"
+    VIRTUAL_MACHINE = "virtual_machine"
+
+
+POOL_STATES = {PoolKind.CONTAINER_GROUP: CONTAINER_GROUP_POOL_STATES, PoolKind.VIRTUAL_MACHINE: VIRTUAL_MACHINE_POOL_STATES}
 POOL_PROVISIONING_STATES = ("Succeeded", "Failed", "Canceled", "Deleting")
 HEALTH_STATES = ("healthy", "degraded")
 CONTAINER_GROUP_PROVISIONING_STATES = (
@@ -28,8 +36,8 @@ CONTAINER_GROUP_PROVISIONING_STATES = (
 CONTAINER_GROUP_STATES = ("Running", "Stopped", "Pending", "Succeeded", "Failed")
 VIRTUAL_MACHINE_PROVISIONING_STATES = ("Creating", "Updating", "Succeeded", "Failed", "Deleting", "Migrating")
 MEMBER_PROVISIONING_STATES = {
-    "container_group": CONTAINER_GROUP_PROVISIONING_STATES,
-    "virtual_machine": VIRTUAL_MACHINE_PROVISIONING_STATES,
+    PoolKind.CONTAINER_GROUP: CONTAINER_GROUP_PROVISIONING_STATES,
+    PoolKind.VIRTUAL_MACHINE: VIRTUAL_MACHINE_PROVISIONING_STATES,
 }
 # The power states a VM may be in while it waits in a pool whose virtualMachineState is the key.
 READY_POWER_STATES = {
@@ -317,8 +325,8 @@ def parse_pool(body: object) -> Pool:
 
 _RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^?#]+$", re.IGNORECASE)
 _POOL_PROVIDERS = {
-    "microsoft.standbypool/standbycontainergrouppools": "container_group",
-    "microsoft.standbypool/standbyvirtualmachinepools": "virtual_machine",
+    "microsoft.standbypool/standbycontainergrouppools": PoolKind.CONTAINER_GROUP,
+    "microsoft.standbypool/standbyvirtualmachinepools": PoolKind.VIRTUAL_MACHINE,
 }
 
 

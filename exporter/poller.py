@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TypeVar
-from urllib.parse import quote
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,19 +41,13 @@ from . import model
 from .arm import ArmClient, ArmError, ErrorKind
 from .armstats import ArmStats, ArmStatsSnapshot
 from .config import PoolRef, Settings
+from .resources import container_group_path, container_groups_path, missing_role_hint, pool_collection_path, pool_path, resource_url_path
 from .snapshot import MEMBER_LIST, MEMBERS, POOL_RESOURCE, RUNTIME_VIEW, PartError, PoolData, PoolStatus, Snapshot
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Outcome = T | ArmError  # a read's result, or why it failed
-
-_PROVIDERS = {
-    "container_group": "providers/Microsoft.StandbyPool/standbyContainerGroupPools",
-    "virtual_machine": "providers/Microsoft.StandbyPool/standbyVirtualMachinePools",
-}
-_CONTAINER_GROUPS = "providers/Microsoft.ContainerInstance/containerGroups"
-
 
 @dataclass(frozen=True)
 class _Candidate:
@@ -109,50 +102,10 @@ class _MemberOutcome:
     first_error: ArmError | None  # the first failed detail read, naming the member
 
 
-def _segment(name: str) -> str:
-    """One URL path segment: names from ARM or the configuration never become a query, fragment or another path."""
-    return quote(name, safe="")
-
-
-def _resource_url_path(resource_id: str) -> str:
-    """A resource id from ARM as a URL path, each segment escaped."""
-    return "/".join(_segment(part) for part in resource_id.split("/"))
-
-
-def pool_path(ref: PoolRef) -> str:
-    return (f"/subscriptions/{_segment(ref.subscription_id)}/resourceGroups/{_segment(ref.resource_group)}"
-            f"/{_PROVIDERS[ref.kind]}/{_segment(ref.name)}")
-
-
-def resource_group_path(subscription_id: str, resource_group: str) -> str:
-    return f"/subscriptions/{_segment(subscription_id)}/resourceGroups/{_segment(resource_group)}"
-
-
-def container_groups_path(subscription_id: str, resource_group: str) -> str:
-    return f"{resource_group_path(subscription_id, resource_group)}/{_CONTAINER_GROUPS}"
-
-
 def shard_of(ref: PoolRef, count: int) -> int:
     """Stable shard of a pool: sha256 of its lower-cased resource id, modulo ``count``."""
     digest = hashlib.sha256(pool_path(ref).lower().encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
-
-
-# The role action each read needs: named in the log when ARM answers 403.
-REQUIRED_ACTIONS = {
-    "runtime_view": "Microsoft.StandbyPool/{provider}/runtimeViews/read",
-    "pool_list": "Microsoft.StandbyPool/{provider}/read",
-    "container_group_list": "Microsoft.ContainerInstance/containerGroups/read",
-    "container_group": "Microsoft.ContainerInstance/containerGroups/read",
-    "vm_list": "Microsoft.StandbyPool/standbyVirtualMachinePools/standbyVirtualMachines/read",
-    "vm_instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
-}
-
-
-def missing_role_hint(operation: str, kind: str) -> str:
-    provider = _PROVIDERS[kind].rsplit("/", 1)[-1]
-    action = REQUIRED_ACTIONS.get(operation, "the exporter's read actions").format(provider=provider)
-    return f"the exporter's identity lacks {action}: assign the role in deploy/azure/role.json (README: least-privilege role)"
 
 
 def _pools_key(ref: PoolRef) -> tuple[str, str, str]:
@@ -303,8 +256,8 @@ class Poller:
             self._discovered_once = True
         log.info("discovery done", extra={"pools": sum(len(p) for p in self._discovered.values())})
 
-    def _list_pools(self, subscription_id: str, kind: str) -> Outcome[list[model.ListedPool]]:
-        path = f"/subscriptions/{subscription_id}/{_PROVIDERS[kind]}"
+    def _list_pools(self, subscription_id: str, kind: model.PoolKind) -> Outcome[list[model.ListedPool]]:
+        path = pool_collection_path(subscription_id, None, kind)
         return _attempt(lambda: self._parse_items(
             self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=subscription_id),
             model.parse_listed_pool, "pool_list", path,
@@ -425,7 +378,7 @@ class Poller:
             if isinstance(listed, ArmError):
                 return listed
             return [
-                _Candidate(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(summary.name)}".lower(), summary.name,
+                _Candidate(container_group_path(ref.subscription_id, ref.resource_group, summary.name).lower(), summary.name,
                            summary.provisioning_state, functools.partial(self._read_container_group, ref, summary.name))
                 for summary in listed if model.is_member(summary.name, ref.name)
             ]
@@ -567,7 +520,7 @@ class Poller:
 
     def _list_pool_resources(self, ref: PoolRef) -> Outcome[list[model.Pool]]:
         """Every pool of this kind in the pool's resource group: one paged list instead of a GET per pool."""
-        path = f"{resource_group_path(ref.subscription_id, ref.resource_group)}/{_PROVIDERS[ref.kind]}"
+        path = pool_collection_path(ref.subscription_id, ref.resource_group, ref.kind)
         return _attempt(lambda: self._parse_items(
             self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=ref.subscription_id),
             model.parse_pool, "pool_list", path,
@@ -583,7 +536,7 @@ class Poller:
 
     def _read_container_group(self, ref: PoolRef, name: str) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_member(
-            self._client.get(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(name)}",
+            self._client.get(container_group_path(ref.subscription_id, ref.resource_group, name),
                              self._versions["container_instance"], operation="container_group", subscription_id=ref.subscription_id)
         ), "container_group")
 
@@ -596,7 +549,7 @@ class Poller:
 
     def _read_virtual_machine(self, subscription_id: str, vm: model.VirtualMachineRef, pool_vm_state: str | None) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_virtual_machine(
-            self._client.get(f"{_resource_url_path(vm.resource_id)}/instanceView", self._versions["compute"], operation="vm_instance_view",
+            self._client.get(f"{resource_url_path(vm.resource_id)}/instanceView", self._versions["compute"], operation="vm_instance_view",
                              subscription_id=subscription_id),
             vm.name, pool_vm_state,
         ), "vm_instance_view")

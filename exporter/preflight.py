@@ -10,15 +10,11 @@ from dataclasses import dataclass
 from .arm import ArmClient, ArmError, ErrorKind, RetryPolicy, TokenCredential
 from .config import Settings
 from .credentials import explain
-from .poller import missing_role_hint, resource_group_path
+from .model import PoolKind
+from .resources import missing_role_hint, pool_collection_path
 
 EXIT_OK = 0
 EXIT_FAILED = 2
-# The pool collections, as the poller lists them.
-_PROVIDERS = {
-    "container_group": "providers/Microsoft.StandbyPool/standbyContainerGroupPools",
-    "virtual_machine": "providers/Microsoft.StandbyPool/standbyVirtualMachinePools",
-}
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class Probe:
     """The read that stands for one (subscription, pool kind): the pool list the poller reads."""
 
     subscription_id: str
-    kind: str
+    kind: PoolKind
     scope: str  # "resource group <name>" or "subscription"
     path: str
 
@@ -39,11 +35,11 @@ def probes(settings: Settings) -> list[Probe]:
         key = (ref.subscription_id.lower(), ref.kind)
         if key not in found:
             found[key] = Probe(ref.subscription_id, ref.kind, f"resource group {ref.resource_group}",
-                               f"{resource_group_path(ref.subscription_id, ref.resource_group)}/{_PROVIDERS[ref.kind]}")
+                               pool_collection_path(ref.subscription_id, ref.resource_group, ref.kind))
     if settings.discovery is not None:
         for sub in settings.discovery.subscriptions:
             for kind in settings.discovery.kinds:
-                found.setdefault((sub.lower(), kind), Probe(sub, kind, "subscription", f"/subscriptions/{sub}/{_PROVIDERS[kind]}"))
+                found.setdefault((sub.lower(), kind), Probe(sub, kind, "subscription", pool_collection_path(sub, None, kind)))
     return list(found.values())
 
 
@@ -74,7 +70,7 @@ def check_access(settings: Settings, credential: TokenCredential, out: Callable[
 def _read(client: ArmClient, settings: Settings, probe: Probe) -> str:
     """'' when the read succeeded, else what is wrong and what to do."""
     try:
-        client.list(probe.path, settings.azure.api_versions["standby_pool"], operation="pool_list",
+        client.list_all(probe.path, settings.azure.api_versions["standby_pool"], operation="pool_list",
                     subscription_id=probe.subscription_id)
     except ArmError as error:
         where = f"{probe.kind} pools ({probe.scope})"

@@ -92,7 +92,7 @@ def test_paging_follows_next_link_on_the_same_origin(server: ScriptedServer) -> 
     server.script(LIST, Reply(200, {"value": [{"name": "a"}, {"name": "b"}], "nextLink": f"{server.url}/page2?api-version=2025-09-01&$skiptoken=x"}))
     server.script("/page2", Reply(200, {"value": [{"name": "c"}], "nextLink": None}))
     client, _, stats = client_for(server)
-    assert [item["name"] for item in client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)] == ["a", "b", "c"]
+    assert [item["name"] for item in client.list_all(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)] == ["a", "b", "c"]
     assert server.requests[1].path == "/page2?api-version=2025-09-01&$skiptoken=x"
     assert stats.snapshot().requests == {(SUB, "container_group_list", "200"): 2}
 
@@ -102,7 +102,7 @@ def test_next_link_to_another_host_is_refused_and_never_contacted(server: Script
         elsewhere.script("/steal", Reply(200, {"value": []}))
         server.script(LIST, Reply(200, {"value": [{"name": "a"}], "nextLink": f"{elsewhere.url}/steal"}))
         client, _, stats = client_for(server)
-        items = client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
+        items = client.list_all(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
         assert items == [{"name": "a"}]  # the list ends with the pages read on the ARM endpoint
         assert elsewhere.requests == []
         assert stats.snapshot().next_links_refused == {SUB: 1}
@@ -115,7 +115,7 @@ def test_next_link_with_another_scheme_or_type_is_refused(server: ScriptedServer
     host = server.url.removeprefix("http://")
     server.script(LIST, Reply(200, {"value": [{"name": "a"}], "nextLink": link.format(host=host) if isinstance(link, str) else link}))
     client, _, stats = client_for(server)
-    assert client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB) == [{"name": "a"}]
+    assert client.list_all(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB) == [{"name": "a"}]
     assert len(server.requests) == 1 and stats.snapshot().next_links_refused == {SUB: 1}
 
 
@@ -227,7 +227,7 @@ def test_list_without_value_array_is_a_bad_response(server: ScriptedServer) -> N
     server.script(LIST, Reply(200, {"items": []}))
     client, _, _ = client_for(server)
     with pytest.raises(ArmError, match="no 'value' array"):
-        client.list(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
+        client.list_all(LIST, "2025-09-01", operation="container_group_list", subscription_id=SUB)
 
 
 def test_oversized_body_is_rejected(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,11 +13,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "exporter"
 ALLOWED: dict[str, set[str]] = {
     # foundations: nothing from the exporter
     "boundedfile": set(), "logs": set(), "credentials": set(), "armstats": set(), "model": set(), "basicauth": set(), "server": set(),
-    "config": {"boundedfile"},
+    "config": {"boundedfile", "model"},
+    "resources": {"config", "model"},
     "arm": {"credentials"},
     # the data of one cycle, and the cycle that builds it
     "snapshot": {"armstats", "config", "model"},
-    "poller": {"arm", "armstats", "config", "model", "snapshot"},
+    "poller": {"arm", "armstats", "config", "model", "resources", "snapshot"},
     # snapshot -> metric families -> bytes
     "collector": {"model", "snapshot"},
     "exposition": {"collector", "snapshot"},
@@ -27,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "webapp": {"basicauth", "collector", "exposition", "landing", "server", "webconfig"},
     "reload": {"collector", "config", "webapp"},
     # start-up helpers and wiring
-    "preflight": {"arm", "config", "credentials", "poller"},
+    "preflight": {"arm", "config", "credentials", "model", "resources"},
     "demo": {"arm", "config", "simulator"},
     "cli": set(),  # the wiring may import anything
 }
