@@ -1,9 +1,9 @@
 """The client-side read budget and Retry-After pauses, checked in the simulator's request log.
 
 The real exporter process (``python -m exporter``, configured with ``azure.max_reads_per_second`` and
-``azure.max_read_burst``) polls a small world whose cold cycle needs several times the burst; ARM's own read bucket (250, refilled at 25/s) is on. A 429 with
-``Retry-After`` is injected on a member read that happens after the burst is spent, when reads are
-spaced by the budget, so every read still to come must wait out the pause. A second run uses a small
+``azure.max_read_burst``) polls a small world whose cold cycle needs several times the burst; ARM's own
+read bucket (250, refilled at 25/s) is on. A 429 with ``Retry-After`` is injected on a member read that
+happens after the burst is spent, when reads are spaced by the budget, so every read still to come must wait out the pause. A second run uses a small
 burst and high concurrency (20/s, burst 20, 16 workers, Retry-After 3): the readers queued during the
 pause must go out at the budgeted rate afterwards, so the busiest 1 s window after the pause holds at
 most rate + burst reads (an earlier bucket let 54 through).

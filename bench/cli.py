@@ -8,17 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import report as rep
 from .budget import run_budget
 from .cycles import World, run_cycles
+from .faults import run_fault_scrapes
 from .memory import run_memory
 from .procs import REPO
 from .scrape import measure
 
-PHASES = ("cycles", "budget", "scrape", "memory")
+PHASES = ("cycles", "budget", "scrape", "faults", "memory")
 
 
 def _series_list(text: str) -> tuple[int, ...]:
@@ -53,7 +54,8 @@ Run the exporter against the ARM simulator and print one table with PASS/FAIL pe
 
 Phases: cycles (ARM reads and wall time of a cold and steady cycles, in-process Poller against a
 simulator subprocess with --latency), budget (read budget and Retry-After pause), scrape (/metrics
-latency at --scrape-series next to generate_latest), memory (VmHWM of the real exporter process).
+latency at --scrape-series next to generate_latest), faults (/metrics latency of the real exporter while
+ARM fails), memory (VmHWM of the real exporter process).
 Progress goes to stderr, the table to stdout (and to --results-dir).""",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     world = parser.add_argument_group("the world")
@@ -132,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            retry_after=retry_after, log=_log)
         rep.add_budget(report, small, "small burst")
         raw["budget_small_burst"] = asdict(small)
+    if "faults" in args.phases:
+        faults = run_fault_scrapes(World(bp, bm, brg, args.page_size), samples=samples, log=_log)
+        rep.add_fault_scrapes(report, faults)
+        raw["faults"] = asdict(faults)
     if "memory" in args.phases:
         memory = run_memory(world, concurrency=args.concurrency, cycles=memory_cycles, interval=args.memory_interval,
                             timeout=600.0 if not quick else 300.0, log=_log)
@@ -153,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text, flush=True)
     if not args.no_save:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"bench-{stamp}.md").write_text(text + "\n")
         (args.results_dir / f"bench-{stamp}.json").write_text(json.dumps(

@@ -16,13 +16,13 @@ from typing import Any
 
 from exporter.arm import ArmClient, ReadBudget
 from exporter.armstats import ArmStats
-from exporter.exposition import render
 from exporter.config import Settings, load_settings
+from exporter.exposition import render
 from exporter.poller import Poller
 from exporter.resources import container_groups_path, pool_path
-from exporter.snapshot import Snapshot
 from exporter.simulator.bench_world import BenchPool, bench_layout
 from exporter.simulator.world import RequestRecord
+from exporter.snapshot import Snapshot
 
 from .procs import SimulatorProcess
 
@@ -174,7 +174,8 @@ def run_cycles(world: World, *, latency: float, concurrency: int, steady_cycles:
     (``refresh_cycle``) one more cycle with the poller's clock moved past ``polling.member_refresh`` and ``pool_refresh``:
     the cycle in which every cached member and pool resource is due again."""
     result = CyclesResult(world, concurrency, latency)
-    log(f"[cycles] simulator: {world.pools} pools x {world.members} members in {world.resource_groups} resource groups, latency {latency * 1000:g} ms")
+    log(f"[cycles] simulator: {world.pools} pools x {world.members} members in {world.resource_groups} resource groups, "
+        f"latency {latency * 1000:g} ms")
     with SimulatorProcess(pools=world.pools, members=world.members, resource_groups=world.resource_groups,
                           latency=latency, page_size=world.page_size, subscriptions=world.subscriptions) as sim:
         settings = settings_for(sim.url, world, concurrency=concurrency, rate=0.0)

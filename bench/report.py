@@ -10,11 +10,13 @@ from pathlib import Path
 
 from .budget import BudgetResult
 from .cycles import ARM_OPERATIONS, CyclesResult
+from .faults import FaultScrapeResult
 from .memory import MemoryResult
 from .scrape import MODES, ScrapeResult
 
 MEMORY_LIMIT_BYTES = 250_000_000  # "under 250 MB" (decimal megabytes: the stricter reading)
 SCRAPE_LIMIT_SECONDS = 0.010
+FAULT_SCRAPE_P99_SECONDS = 0.100
 SCRAPE_MIN_RATIO = 50.0
 WALL_MIN_SPEEDUP = 8.0
 STEADY_MEMBER_SHARE = 0.10
@@ -83,7 +85,7 @@ class Report:
 
         def line(row: Row) -> str:
             cells = (row.measurement, row.value, row.target, row.result)
-            return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+            return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
         rule = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
         return "\n".join([line(header), rule, *(line(row) for row in self.rows)])
@@ -186,6 +188,16 @@ def add_budget(report: Report, result: BudgetResult, name: str = "budget") -> No
                f"{result.requests_during_pause} (next after {gap})", "0",
                report.verdict(f"{name} pause", result.requests_during_pause == 0,
                               f"{result.requests_during_pause} requests during the pause; next after {gap}"))
+
+
+def add_fault_scrapes(report: Report, result: FaultScrapeResult) -> None:
+    world = result.world
+    p50, p99 = result.quantile(0.5), result.quantile(0.99)
+    passed = result.error is None and len(result.latencies) == result.samples and p99 < FAULT_SCRAPE_P99_SECONDS
+    report.add(f"/metrics while ARM fails (member reads 500, runtime views +0.3 s, 429s), {world.pools} pools x {world.members}: "
+               f"p50 / p99 of {len(result.latencies)} kept-alive scrapes",
+               f"{_ms(p50)} / {_ms(p99)}" + (f"; {result.error}" if result.error else ""), "p99 < 100 ms",
+               report.verdict("scrape under faults", passed, f"p99 {_ms(p99)}"))
 
 
 def add_memory(report: Report, result: MemoryResult, target_size: bool) -> None:

@@ -1,11 +1,11 @@
 """Hardening (issue 6): the real exporter process under ARM, network and identity faults.
 
-For every fault the exporter must stay alive, keep answering ``/metrics`` fast (p99 under 100 ms,
-sampled while the fault is active), publish ``azure_standby_pool_up`` 0 for the pools whose runtime view it
-hits (and only those), count the failed requests in ``azure_standby_pool_arm_requests_total{code=...}``, log
-exactly one ``pool part read failed`` line per failing part per pool per cycle with the right ``kind``, and
-recover within one interval
-(plus the retry budget of the cycle in flight) once the fault ends.
+For every fault the exporter must stay alive, keep answering ``/metrics`` (sampled while the fault is
+active; how fast is measured by ``make bench``'s faults phase, never asserted here), publish
+``azure_standby_pool_up`` 0 for the pools whose runtime view it hits (and only those), count the failed
+requests in ``azure_standby_pool_arm_requests_total{code=...}``, log exactly one ``pool part read failed``
+line per failing part per pool per cycle with the right ``kind``, and recover within one interval (plus
+the retry budget of the cycle in flight) once the fault ends.
 
 Cycles are counted from the simulator's side: each cycle reads the (unfaulted) container group list of
 the resource group exactly once, in one page.
@@ -45,13 +45,12 @@ BACKOFF_TOTAL_MAX = 0.5 + 1.0 + 2.0  # RetryPolicy backoff ceilings between the 
 RETRY_BUDGET = ATTEMPTS * TIMEOUT + BACKOFF_TOTAL_MAX  # the longest a failing read holds a cycle
 MSAL_ERROR_CACHE = 5.0  # MSAL replays a managed identity 5xx answer for 5 s (RetryAfterParser default)
 SCRAPES = 50
-P99_LIMIT = 0.100
 RG = "rg-faults"
 FAILED = "pool part read failed"
 
 
 # --------------------------------------------------------------------------------------------------
-# reading the exporter: metrics, logfmt lines, scrape latency
+# reading the exporter: metrics, logfmt lines
 # --------------------------------------------------------------------------------------------------
 class Metrics:
     """One parsed scrape."""
@@ -95,25 +94,19 @@ def failures(lines: list[str], pool: str | None = None, part: str = "runtime vie
 
 
 class Probe:
-    """Scrapes one exporter on a kept-alive connection, as Prometheus does, and times every scrape."""
+    """Scrapes one exporter on a kept-alive connection, as Prometheus does, and counts the scrapes."""
 
     def __init__(self, exporter: ExporterProcess) -> None:
         self.exporter = exporter
         self.session = requests.Session()
-        self.latencies: list[float] = []
+        self.scrapes = 0
 
     def scrape(self) -> Metrics:
         assert self.exporter.process.poll() is None, "the exporter died:\n" + self.exporter.log_text()[-5000:]
-        started = time.perf_counter()
         response = self.session.get(self.exporter.url + "/metrics", timeout=5)
-        self.latencies.append(time.perf_counter() - started)
+        self.scrapes += 1
         assert response.status_code == 200
         return Metrics(response.text)
-
-
-def p99(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
 @dataclass
@@ -122,7 +115,7 @@ class Window:
 
     lines: list[str]
     requests: list[RequestRecord]
-    latencies: list[float]
+    scrapes: int
     seconds: float
     last: Metrics
 
@@ -156,7 +149,7 @@ def hold_fault(
 ) -> Window:
     """Scrape every ~30 ms while a fault is active, until each failing pool is down and logged ``min_failures``
     failed polls, at least ``SCRAPES`` scrapes were taken and ``done`` holds. Healthy pools must stay up throughout."""
-    first_line, first_request, first_latency = len(exporter.lines), len(sim.requests), len(probe.latencies)
+    first_line, first_request, first_scrape = len(exporter.lines), len(sim.requests), probe.scrapes
     started = time.monotonic()
     while True:
         metrics = probe.scrape()
@@ -164,11 +157,11 @@ def hold_fault(
         for pool in healthy:
             assert metrics.up(pool) == 1, f"healthy pool {pool} went down:\n" + "\n".join(lines[-20:])
         if (
-            len(probe.latencies) - first_latency >= SCRAPES
+            probe.scrapes - first_scrape >= SCRAPES
             and all(metrics.up(pool) == 0 and len(failures(lines, pool)) >= min_failures for pool in failing)
             and done(metrics, lines)
         ):
-            return Window(list(lines), list(sim.requests[first_request:]), probe.latencies[first_latency:],
+            return Window(list(lines), list(sim.requests[first_request:]), probe.scrapes - first_scrape,
                           time.monotonic() - started, metrics)
         if time.monotonic() - started > timeout:
             raise AssertionError(f"fault window not reached in {timeout}s; up: {[(p, metrics.up(p)) for p in failing]}\n"
@@ -181,8 +174,7 @@ def check_window(window: Window, kinds: dict[str, str], codes: dict[str, str] | 
 
     ``max_cycles``: when no cycle reaches the simulator, only an upper bound on the cycles is known.
     """
-    assert len(window.latencies) >= SCRAPES
-    assert p99(window.latencies) < P99_LIMIT, f"p99 scrape latency {p99(window.latencies) * 1000:.1f} ms during the fault"
+    assert window.scrapes >= SCRAPES
     cycles = window.cycles() if max_cycles is None else max_cycles
     assert cycles >= 2, f"only {cycles} cycles in {window.seconds:.1f}s"
     for pool, kind in kinds.items():
@@ -328,7 +320,7 @@ def test_throttling_storm_waits_out_retry_after(sim_server, start_exporter) -> N
             > before.total("azure_standby_pool_arm_throttled_total", subscription_id=SUB))
     for pool in pools:  # consecutive reads of one runtime view are at least Retry-After apart
         times = sorted(r.time for r in window.requests if r.operation == "runtime_view" and r.status == 429 and f"/{pool}/" in r.path.lower())
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert gaps and min(gaps) >= 0.95, gaps
 
     sim.faults.clear()
@@ -382,7 +374,6 @@ def test_token_revoked_then_identity_endpoint_failing(sim_server, start_exporter
     window = hold_fault(exporter, sim, probe, failing=[], healthy=list(pools),
                         done=lambda metrics, lines: cycles_since(sim, first_request) >= 3)
     assert failures(window.lines) == []
-    assert p99(window.latencies) < P99_LIMIT
     tokens = [r for r in window.requests if r.operation == "token"]
     assert len(tokens) == 1 and tokens[0].status == 200
     rejected = [r for r in window.requests if r.status == 401]
@@ -531,19 +522,6 @@ def test_out_of_range_numbers_mark_only_their_pool_down(sim_server, start_export
     sim.faults.add(Fault(match=runtime_view("huge"), body=(state % ("1" + "0" * 400)).encode()))
     window = hold_fault(exporter, sim, probe, failing=["inf", "huge"], healthy=["calm"], timeout=6.0)
     check_window(window, {"inf": "bad_response", "huge": "bad_response"})
-
-
-def test_kept_alive_scrapes_are_not_delayed(sim_server, start_exporter) -> None:
-    sim, server = sim_server
-    exporter, _ = start(start_exporter, sim, server, {"web": 2})
-    with requests.Session() as session:
-        latencies = []
-        for _ in range(30):
-            started = time.perf_counter()
-            assert session.get(exporter.url + "/metrics", timeout=5).status_code == 200
-            latencies.append(time.perf_counter() - started)
-    latencies.sort()
-    assert latencies[len(latencies) // 2] < 0.020, f"median {latencies[len(latencies) // 2] * 1000:.1f} ms on a kept-alive connection"
 
 
 def test_text_that_is_not_unicode_costs_only_its_pool(sim_server, start_exporter) -> None:
