@@ -85,8 +85,13 @@ class ArmError(Exception):
 
 
 class AccessTokenLike(Protocol):
-    token: str
-    expires_on: int
+    """What the exporter reads of azure-core's ``AccessToken`` (a read-only named tuple)."""
+
+    @property
+    def token(self) -> str: ...
+
+    @property
+    def expires_on(self) -> int: ...
 
 
 class TokenCredential(Protocol):
