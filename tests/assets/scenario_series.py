@@ -64,7 +64,15 @@ class PoolState:
     pool: Pool
     members: list[Member] = field(default_factory=list)
     created: int = 0
-    claims_last_hour: list[int] = field(default_factory=list)  # claims per poll, newest last
+    claims: list[int] = field(default_factory=list)  # instances claimed per poll (minute), newest last
+    hourly_demand_before: int = 12  # instances requested per hour before the scenario starts
+
+    def demand(self, hours_back: int) -> int:
+        """Instances requested in the hour ``hours_back`` hours before the latest (1 = the latest)."""
+        end = len(self.claims) - 60 * (hours_back - 1)
+        start = end - 60
+        seen = self.claims[max(0, start):max(0, end)]
+        return sum(seen) + round(self.hourly_demand_before * (60 - len(seen)) / 60)
 
     def ready(self, now: int) -> list[Member]:
         return [m for m in self.members if m.ready_at <= now]
@@ -174,11 +182,11 @@ class Replica:
                 put("member_in_pool", {**labels, "member": member.name}, 1)
         put("dynamic_sizing_enabled", labels, int(pool.dynamic))
         if pool.forecast:
-            history = state.claims_last_hour
-            per_hour = sum(history[-60:])
+            # Azure's forecast, as this synthetic Azure makes it: the latest hour's demand, give or take 1.
+            latest = state.demand(1)
             for step in range(model.FORECAST_STEPS):
-                put("forecast_instances_requested", {**labels, "step": str(step)}, per_hour + step % 3)
-                put("recent_instances_requested", {**labels, "step": str(step + 1)}, per_hour)
+                put("forecast_instances_requested", {**labels, "step": str(step)}, max(0, latest + step % 3 - 1))
+                put("recent_instances_requested", {**labels, "step": str(step + 1)}, state.demand(step + 1))
             put("forecast_start_timestamp_seconds", labels, now - now % 3600 + 3600)
             put("forecast_interval_seconds", labels, 3600)
             put("forecast_accuracy_ratio", labels, 0.85)

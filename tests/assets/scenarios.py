@@ -81,13 +81,14 @@ def _steady(state: PoolState, rng: random.Random, poll: int, low: int, target: i
     claimed = 0
     if rng.random() < claim_chance:
         claimed = state.claim(poll, min(rng.randint(1, 3), len(state.ready(poll)) - low))
-    state.claims_last_hour.append(claimed)
+    state.claims.append(claimed)
     state.refill(poll, target, latency=rng.randint(2, 5))
 
 
 def noisy_steady_state(seed: int = SEED) -> Scenario:
     rng = random.Random(seed)
-    pools = [PoolState(_cg("cg-noisy", 20, zones=("1", "2"))), PoolState(_vm("vm-noisy", 20, min_ready=10))]
+    pools = [PoolState(_cg("cg-noisy", 20, zones=("1", "2")), hourly_demand_before=18),
+             PoolState(_vm("vm-noisy", 20, min_ready=10), hourly_demand_before=18)]
     for state in pools:
         state.fill(0, 20)
 
@@ -100,7 +101,8 @@ def noisy_steady_state(seed: int = SEED) -> Scenario:
 
 def dynamic_sizing(seed: int = SEED) -> Scenario:
     rng = random.Random(seed + 1)
-    pools = [PoolState(_cg("cg-dynamic", 100, dynamic=True)), PoolState(_vm("vm-dynamic", 100, dynamic=True))]
+    pools = [PoolState(_cg("cg-dynamic", 100, dynamic=True), hourly_demand_before=36),
+             PoolState(_vm("vm-dynamic", 100, dynamic=True), hourly_demand_before=36)]
     for state in pools:
         state.fill(0, 25)
 
@@ -117,7 +119,7 @@ def dynamic_sizing(seed: int = SEED) -> Scenario:
 def linear_drain(seed: int = SEED) -> Scenario:
     rng = random.Random(seed + 2)
     drain = PoolState(_cg("cg-drain", 20))
-    other = PoolState(_vm("vm-steady", 20))
+    other = PoolState(_vm("vm-steady", 20), hourly_demand_before=18)
     for state in (drain, other):
         state.fill(0, 20)
     start = 60
@@ -128,7 +130,7 @@ def linear_drain(seed: int = SEED) -> Scenario:
             _steady(drain, rng, poll, low=14, target=20, claim_chance=0.0)
             return
         # Demand outruns refills: one claim a minute, one new instance every other minute (a quota).
-        drain.claims_last_hour.append(drain.claim(poll, 1))
+        drain.claims.append(drain.claim(poll, 1))
         if poll % 2 == 0:
             drain.refill(poll, 20, latency=1, limit=1)
 
@@ -139,7 +141,7 @@ def linear_drain(seed: int = SEED) -> Scenario:
 def claim_burst(seed: int = SEED) -> Scenario:
     rng = random.Random(seed + 3)
     burst = PoolState(_cg("cg-burst", 20, zones=("1", "2", "3")))
-    other = PoolState(_cg("cg-steady", 20))
+    other = PoolState(_cg("cg-steady", 20), hourly_demand_before=18)
     for state in (burst, other):
         state.fill(0, 20)
     start = 60
@@ -147,9 +149,9 @@ def claim_burst(seed: int = SEED) -> Scenario:
     def evolve(poll: int) -> None:
         _steady(other, rng, poll, low=14, target=20, claim_chance=0.15)
         if start <= poll < start + 2:
-            burst.claims_last_hour.append(burst.claim(poll, 10))
+            burst.claims.append(burst.claim(poll, 10))
         elif start + 2 <= poll < start + 20:
-            burst.claims_last_hour.append(0)  # refills fail (quota) for a while
+            burst.claims.append(0)  # refills fail (quota) for a while
         else:
             _steady(burst, rng, poll, low=14, target=20, claim_chance=0.0)
 
@@ -159,8 +161,10 @@ def claim_burst(seed: int = SEED) -> Scenario:
 
 def _two_shards(seed: int) -> tuple[list[Replica], Callable[[int], None]]:
     rng = random.Random(seed)
-    shard0 = [PoolState(_cg("cg-a", 20, zones=("1", "2"))), PoolState(_vm("vm-a", 12, min_ready=4))]
-    shard1 = [PoolState(_cg("cg-b", 20, sub=SUB_B)), PoolState(_cg("cg-c", 60, sub=SUB_B, dynamic=True))]
+    shard0 = [PoolState(_cg("cg-a", 20, zones=("1", "2")), hourly_demand_before=18),
+              PoolState(_vm("vm-a", 12, min_ready=4), hourly_demand_before=18)]
+    shard1 = [PoolState(_cg("cg-b", 20, sub=SUB_B), hourly_demand_before=18),
+              PoolState(_cg("cg-c", 60, sub=SUB_B, dynamic=True), hourly_demand_before=18)]
     for state in shard0 + shard1:
         state.fill(0, min(state.pool.max_ready, 25))
 
