@@ -35,7 +35,7 @@ import requests
 import yaml
 
 from .conftest import REPO, require_binary
-from .promql import TARGET_LABELS, contract
+from .promql import TARGET_LABELS, contract, selectors
 from .test_dashboard import fill, load, targets
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +52,22 @@ CONFIGURED = [
 DISCOVERED = (SUB2, "rg-disc", "cg-found", "container_group")
 DRAIN = CONFIGURED[1]
 TEST_BUDGET = 60.0  # seconds for the whole test, startup included
+# PENDING ON ISSUE 9 ("Partial faults never blind a pool"), built on another branch: the dashboard and
+# the rules already use these metrics, the exporter of this branch does not publish them yet. A dashboard
+# query over one of them that the exporter does not publish may return no data; every other query must.
+# Once the exporter publishes a name it is held to the full standard automatically. Remove this set
+# when issue 9 is merged.
+PENDING_ISSUE_9 = frozenset({
+    "azure_standby_pool_resource_up",
+    "azure_standby_pool_members_up",
+    "azure_standby_pool_member_read_failures",
+    "azure_standby_pool_arm_next_links_refused_total",
+    "azure_standby_pool_arm_ratelimit_remaining_global_reads",
+})
+# Queries that need ready instances falling over minutes (a 30-minute trend at one point a minute), which
+# this one-minute test cannot produce: they must parse here; tests/assets/test_scenarios.py and the
+# promtool unit tests evaluate the same expression (AzureStandbyPoolDepletionPredicted) over hours.
+NEEDS_A_FALLING_POOL = frozenset({"Time to empty / A", "Pools / F"})
 
 
 def free_port() -> int:
@@ -278,6 +294,19 @@ def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
     for name, expr in annotations:
         stack.query(expr)  # parses (api() asserts status success); it has data only while an alert fires
     assert len(queries) >= 30
+    published = {labels["__name__"] for labels in stack.api("series", **{"match[]": '{__name__=~"azure_standby_pool_.+"}'})}
+    missing = PENDING_ISSUE_9 - published
+    pending = {name: expr for name, expr, _ in queries if {s.metric for s in selectors(expr)} & missing}
+    for expr in pending.values():
+        stack.query(expr)  # parses, even while it can have no data
+    for name, expr, _ in queries:
+        if name in NEEDS_A_FALLING_POOL:
+            stack.query(expr)
+    assert NEEDS_A_FALLING_POOL <= {name for name, _, _ in queries}, "an exemption names no dashboard query"
+    queries = [(name, expr, instant) for name, expr, instant in queries
+               if name not in pending and name not in NEEDS_A_FALLING_POOL]
+    if pending:
+        print(f"\n{len(pending)} dashboard queries pending on issue 9's metrics {sorted(missing)}: {sorted(pending)}")
 
     empty: dict[str, str] = {}
 
