@@ -74,6 +74,13 @@ def max_ready_capacity(snapshot: Snapshot) -> Metric:
                      lambda data: data.pool.max_ready_capacity)
 
 
+def dynamic_sizing_enabled(snapshot: Snapshot) -> Metric:
+    return _per_pool(snapshot, "dynamic_sizing_enabled",
+                     "1 when the pool's ready target follows Azure's forecast below max ready capacity "
+                     "(elasticityProfile.dynamicSizing.enabled), else 0 (also before api-version 2025-10-01).",
+                     lambda data: float(data.pool.dynamic_sizing))
+
+
 def min_ready_capacity(snapshot: Snapshot) -> Metric:
     return _per_pool(snapshot, "min_ready_capacity",
                      "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.",
@@ -159,6 +166,19 @@ def forecast_instances_requested(snapshot: Snapshot) -> Metric:
     )
     for status, forecast in _forecasts(snapshot):
         for step, value in enumerate(forecast.instances_requested):
+            family.add_metric([*_pool_values(status), str(step)], value)
+    return family
+
+
+def recent_instances_requested(snapshot: Snapshot) -> Metric:
+    """forecastInfo's recent history; step counts back from the forecast start, 1 = the latest interval."""
+    family = _gauge(
+        snapshot, "recent_instances_requested",
+        "Instances requested from the pool per past forecast interval, as Azure reports with its forecast "
+        "(step 1 is the interval just before the forecast start, 2 the one before it, ...).", ("step",),
+    )
+    for status, forecast in _forecasts(snapshot):
+        for step, value in enumerate(reversed(forecast.recent_instances_requested), start=1):
             family.add_metric([*_pool_values(status), str(step)], value)
     return family
 
@@ -278,6 +298,23 @@ def poll_cycles_skipped(snapshot: Snapshot) -> Metric:
     return family
 
 
+def exporter_total_shards(snapshot: Snapshot) -> Metric:
+    """As kube-state-metrics' ``kube_state_metrics_total_shards``: the replicas sharing the pools."""
+    family = GaugeMetricFamily(PREFIX + "exporter_total_shards",
+                               "Number of exporter replicas sharing the pools (sharding.count; 1 when not sharded).")
+    family.add_metric([], snapshot.shard_count)
+    return family
+
+
+def exporter_shard_ordinal(snapshot: Snapshot) -> Metric:
+    """As kube-state-metrics' ``kube_state_metrics_shard_ordinal``: the ordinal as value and as label."""
+    family = GaugeMetricFamily(PREFIX + "exporter_shard_ordinal",
+                               "This replica's shard, 0 .. total_shards-1 (sharding.index; 0 when not sharded).",
+                               labels=["shard_ordinal"])
+    family.add_metric([str(snapshot.shard_index)], snapshot.shard_index)
+    return family
+
+
 def exporter_build_info(snapshot: Snapshot) -> Metric:
     family = GaugeMetricFamily(PREFIX + "exporter_build_info", "Exporter build information; always 1.", labels=["version"])
     family.add_metric([__version__], 1.0)
@@ -285,12 +322,14 @@ def exporter_build_info(snapshot: Snapshot) -> Metric:
 
 
 FAMILIES: tuple[Callable[[Snapshot], Metric], ...] = (
-    instances, max_ready_capacity, min_ready_capacity, provisioning_state, health_state, info,
+    instances, max_ready_capacity, min_ready_capacity, dynamic_sizing_enabled, provisioning_state, health_state, info,
     members, members_ready, member_ready, member_in_pool,
     forecast_instances_requested, forecast_start_timestamp_seconds, forecast_interval_seconds, forecast_accuracy_ratio,
+    recent_instances_requested,
     up, last_success_timestamp_seconds, poll_duration_seconds,
     arm_requests, arm_ratelimit_remaining_reads, arm_throttled, arm_budget_wait_seconds, arm_next_links_refused,
     discovered_pools, poll_cycle_duration_seconds, poll_cycles_skipped, exporter_build_info,
+    exporter_total_shards, exporter_shard_ordinal,
 )
 
 

@@ -77,6 +77,8 @@ class Snapshot:
     discovered: dict[tuple[str, str], int] = field(default_factory=dict)  # (subscription, kind) -> pools found
     cycle_duration: float | None = None
     cycles: int = 0  # completed poll cycles
+    shard_index: int = 0  # this replica's shard (sharding.index) ...
+    shard_count: int = 1  # ... of sharding.count
 
     @property
     def ready(self) -> bool:
@@ -183,7 +185,8 @@ class Poller:
         self._pool_cache: dict[tuple[str, str, str], tuple[dict[str, model.Pool], float]] = {}
         self._member_cache: dict[str, _CachedMember] = {}
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
-        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval)
+        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval,
+                                 shard_index=settings.sharding.index, shard_count=settings.sharding.count)
 
     # -- the pool set ------------------------------------------------------------------------------
     def pools(self) -> tuple[PoolRef, ...]:
@@ -316,6 +319,7 @@ class Poller:
                 pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
                 discovered=self._discovered_counts(), cycle_duration=self._monotonic() - started,
                 cycles=self.snapshot.cycles + 1,
+                shard_index=self._settings.sharding.index, shard_count=self._settings.sharding.count,
             )
             self.snapshot = snapshot
         try:
