@@ -13,7 +13,7 @@ a series in ``promtool test rules`` notation.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from exporter import model
@@ -25,6 +25,7 @@ STALE = "stale"
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]
+Put = Callable[[str, dict[str, str], float], None]  # metric name without prefix, labels, value
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Replica:
         return out
 
     @staticmethod
-    def _pool(put, state: PoolState, poll: int, now: int) -> None:  # noqa: ANN001 (put: a local closure)
+    def _pool(put: Put, state: PoolState, poll: int, now: int) -> None:
         pool = state.pool
         labels = pool.labels
         ready, creating = state.ready(poll), state.creating(poll)

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,11 +68,11 @@ class Scenario:
         return scrapes
 
 
-def _cg(name: str, max_ready: int, sub: str = SUB_A, **kw) -> Pool:
+def _cg(name: str, max_ready: int, sub: str = SUB_A, **kw: Any) -> Pool:
     return Pool(sub, "rg-cg", name, "container_group", max_ready, **kw)
 
 
-def _vm(name: str, max_ready: int, sub: str = SUB_A, **kw) -> Pool:
+def _vm(name: str, max_ready: int, sub: str = SUB_A, **kw: Any) -> Pool:
     return Pool(sub, "rg-vm", name, "virtual_machine", max_ready, **kw)
 
 
@@ -129,10 +130,12 @@ def linear_drain(seed: int = SEED) -> Scenario:
         if poll < start:
             _steady(drain, rng, poll, low=14, target=20, claim_chance=0.0)
             return
-        # Demand outruns refills: one claim a minute, one new instance every other minute (a quota).
-        drain.claims.append(drain.claim(poll, 1))
+        # Demand outruns refills (one new instance every other minute, a quota): ready falls by 1 every
+        # 2 minutes, from 20 at the start to 0 at start + 40 minutes, and stays there.
+        target = max(0, math.ceil(20 - (poll - start) / 2))
+        drain.claims.append(drain.claim(poll, len(drain.ready(poll)) - target))
         if poll % 2 == 0:
-            drain.refill(poll, 20, latency=1, limit=1)
+            drain.refill(poll, 20, latency=3, limit=1)
 
     return Scenario("linear drain 20 -> 0 ready over 40 minutes", start + 70, [Replica("exporter-0:9863", [drain, other])],
                     evolve, watched=drain)
@@ -204,7 +207,7 @@ def alert_names() -> list[str]:
     return [rule["alert"] for group in doc["groups"] for rule in group["rules"]]
 
 
-def test_group(key: str, scenario: Scenario, scrapes: Scrapes, alerts: list[str]) -> dict:
+def promtool_group(key: str, scenario: Scenario, scrapes: Scrapes, alerts: list[str]) -> dict[str, Any]:
     checks = [{"eval_time": f"{minute}m", "alertname": name, "exp_alerts": []}
               for minute in range(scenario.minutes + 1) for name in alerts]
     return {"name": key, "interval": f"{SCRAPE_SECONDS}s", "input_series": list(scrapes.input_series()),
@@ -267,7 +270,7 @@ def run_all(promtool: str, workdir: Path) -> dict[str, Outcome]:
     """Build every scenario, evaluate the rules over all of them in one promtool run, and parse it."""
     alerts = alert_names()
     scenarios = {key: build() for key, build in SCENARIOS.items()}
-    groups = [test_group(key, scenario, scenario.run(), alerts) for key, scenario in scenarios.items()]
+    groups = [promtool_group(key, scenario, scenario.run(), alerts) for key, scenario in scenarios.items()]
     doc = {"rule_files": [str(ALERTS_FILE)], "evaluation_interval": f"{EVALUATION_SECONDS}s", "tests": groups}
     path = workdir / "scenarios_test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1 << 20), encoding="utf-8")

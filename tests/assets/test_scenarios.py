@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .promql import TARGET_LABELS, contract
-from .scenario_series import STALE, JOB, values_notation
+from .scenario_series import JOB, STALE, Scrapes, values_notation
 from .scenarios import SCENARIOS, Outcome, Row, measure, parse_report, run_all, table
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
@@ -70,7 +70,7 @@ def test_every_scenario_publishes_the_whole_contract_with_target_labels() -> Non
             assert label_sets == {wanted}, f"{key}: {name} has labels {label_sets}, contract {wanted}"
 
 
-def _at(series: list, index: int) -> float | None:
+def _at(series: list[float | str | None], index: int) -> float | None:
     value = series[index]
     return None if value in (None, STALE) else float(value)
 
@@ -79,7 +79,7 @@ def test_series_agree_with_each_other() -> None:
     """At every scrape of every pool: ready instances = ready members = members whose member_ready is 1;
     Creating instances = members in provisioning state Creating; last success moves with the polls."""
     scrapes = SCENARIOS["noise"]().run()
-    by_pool: dict[str, dict[str, list[list]]] = {}
+    by_pool: dict[str, dict[str, list[list[float | str | None]]]] = {}
     for (name, labels), values in scrapes.series.items():
         d = dict(labels)
         if "pool" in d:
@@ -100,6 +100,38 @@ def test_series_agree_with_each_other() -> None:
             varied.add(ready)
             assert _at(series["azure_standby_pool_last_success_timestamp_seconds|"][0], i) == i // 2 * 60
         assert len(varied) >= 5, f"{pool}: the noise should move the ready count ({sorted(varied)})"
+
+
+def _ready(scrapes: Scrapes, pool: str) -> list[float]:
+    """Ready instances of ``pool`` at every scrape, as the rules count them."""
+    series = [values for (name, labels), values in scrapes.series.items()
+              if name == "azure_standby_pool_instances" and ("pool", pool) in labels
+              and dict(labels)["state"] in ("Running", "Deallocated", "Hibernated")]
+    return [sum(_at(v, i) or 0 for v in series) for i in range(scrapes.scrapes)]
+
+
+def test_scenarios_are_what_the_issue_describes() -> None:
+    drain = SCENARIOS["drain"]()
+    ready = _ready(drain.run(), "cg-drain")
+    assert drain.zero_minute == 100 and ready[60 * 2] == 20 and ready[80 * 2] == 10, "20 -> 0 over 40 minutes"
+    assert ready[99 * 2] > 0 and all(r == 0 for r in ready[100 * 2:])
+    assert all(a >= b for a, b in zip(ready[120:], ready[121:])), "a steady drain, never refilled back up"
+    burst = SCENARIOS["burst"]()
+    ready = _ready(burst.run(), "cg-burst")
+    assert ready[59 * 2] == 20 and burst.zero_minute is not None and burst.zero_minute - 60 <= 2, "20 -> 0 in 2 minutes"
+    dynamic = SCENARIOS["dynamic"]()
+    scrapes = dynamic.run()
+    for pool in ("cg-dynamic", "vm-dynamic"):
+        ready = _ready(scrapes, pool)
+        assert min(ready) >= 20 and max(ready) <= 30 and len(set(ready)) >= 5, pool
+    capacity = {dict(labels)["pool"]: values[0] for (name, labels), values in scrapes.series.items()
+                if name == "azure_standby_pool_max_ready_capacity"}
+    assert capacity == {"cg-dynamic": 100, "vm-dynamic": 100}
+    for key in ("noise", "dynamic", "shards_healthy"):
+        assert SCENARIOS[key]().minutes == 360, "six hours"
+    stop = SCENARIOS["shard_stop"]()
+    assert [(r.instance, r.shard_ordinal, r.total_shards) for r in stop.replicas] == [
+        ("exporter-0:9863", 0, 2), ("exporter-1:9863", 1, 2)] and stop.vanish == {"exporter-1:9863": 60}
 
 
 def test_a_vanished_target_goes_stale_at_once() -> None:
