@@ -7,7 +7,8 @@ scenario's series as ``input_series``, and at every evaluation step (1 m) one al
 and staleness included, and reports every step at which an alert fires: that report is the scenario's
 timeline. One promtool run covers every scenario.
 
-    python -m tests.assets.scenarios     # print the runbook's table from a fresh run
+    python -m tests.assets.scenarios                       # print the runbook's table from a fresh run
+    python -m tests.assets.scenarios --seed 1 --seed 2     # the same scenarios with other seeds
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def two_healthy_shards(seed: int = SEED) -> Scenario:
     return Scenario("six healthy hours with two shards", 360, replicas, evolve)
 
 
-SCENARIOS: dict[str, Callable[[], Scenario]] = {
+SCENARIOS: dict[str, Callable[[int], Scenario]] = {
     "drain": linear_drain,
     "noise": noisy_steady_state,
     "burst": claim_burst,
@@ -266,10 +267,10 @@ def parse_report(output: str) -> Firing:
     return firing
 
 
-def run_all(promtool: str, workdir: Path) -> dict[str, Outcome]:
+def run_all(promtool: str, workdir: Path, seed: int = SEED) -> dict[str, Outcome]:
     """Build every scenario, evaluate the rules over all of them in one promtool run, and parse it."""
     alerts = alert_names()
-    scenarios = {key: build() for key, build in SCENARIOS.items()}
+    scenarios = {key: build(seed) for key, build in SCENARIOS.items()}
     groups = [promtool_group(key, scenario, scenario.run(), alerts) for key, scenario in scenarios.items()]
     doc = {"rule_files": [str(ALERTS_FILE)], "evaluation_interval": f"{EVALUATION_SECONDS}s", "tests": groups}
     path = workdir / "scenarios_test.yaml"
@@ -366,8 +367,22 @@ def table(rows: dict[str, Row]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # pragma: no cover - prints the runbook's table
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - prints the runbook's table
+    import argparse
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        print(table(measure(run_all(sys.argv[1] if len(sys.argv) > 1 else "promtool", Path(tmp)))))
+    parser = argparse.ArgumentParser(description="Run the alert scenarios through promtool and print the table.")
+    parser.add_argument("--promtool", default="promtool")
+    parser.add_argument("--seed", type=int, action="append", help=f"other seeds to try (default: {SEED} only)")
+    args = parser.parse_args(argv)
+    failed = 0
+    for seed in args.seed or [SEED]:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = measure(run_all(args.promtool, Path(tmp), seed))
+        failed += sum(not row.passed for row in rows.values())
+        print(f"seed {seed}:\n{table(rows)}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -15,7 +15,7 @@ import pytest
 
 from .promql import TARGET_LABELS, contract
 from .scenario_series import JOB, STALE, Scrapes, values_notation
-from .scenarios import SCENARIOS, Outcome, Row, measure, parse_report, run_all, table
+from .scenarios import SCENARIOS, SEED, Outcome, Row, measure, parse_report, run_all, table
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
@@ -59,7 +59,7 @@ def test_every_scenario_publishes_the_whole_contract_with_target_labels() -> Non
     job/instance, and Prometheus' own `up` per target."""
     metrics = contract()
     for key in ("shards_healthy", "drain"):
-        scrapes = SCENARIOS[key]().run()
+        scrapes = SCENARIOS[key](SEED).run()
         seen: dict[str, set[frozenset[str]]] = {}
         for name, labels in scrapes.series:
             seen.setdefault(name, set()).add(frozenset(dict(labels)))
@@ -78,7 +78,7 @@ def _at(series: list[float | str | None], index: int) -> float | None:
 def test_series_agree_with_each_other() -> None:
     """At every scrape of every pool: ready instances = ready members = members whose member_ready is 1;
     Creating instances = members in provisioning state Creating; last success moves with the polls."""
-    scrapes = SCENARIOS["noise"]().run()
+    scrapes = SCENARIOS["noise"](SEED).run()
     by_pool: dict[str, dict[str, list[list[float | str | None]]]] = {}
     for (name, labels), values in scrapes.series.items():
         d = dict(labels)
@@ -111,15 +111,15 @@ def _ready(scrapes: Scrapes, pool: str) -> list[float]:
 
 
 def test_scenarios_are_what_the_issue_describes() -> None:
-    drain = SCENARIOS["drain"]()
+    drain = SCENARIOS["drain"](SEED)
     ready = _ready(drain.run(), "cg-drain")
     assert drain.zero_minute == 100 and ready[60 * 2] == 20 and ready[80 * 2] == 10, "20 -> 0 over 40 minutes"
     assert ready[99 * 2] > 0 and all(r == 0 for r in ready[100 * 2:])
     assert all(a >= b for a, b in zip(ready[120:], ready[121:])), "a steady drain, never refilled back up"
-    burst = SCENARIOS["burst"]()
+    burst = SCENARIOS["burst"](SEED)
     ready = _ready(burst.run(), "cg-burst")
     assert ready[59 * 2] == 20 and burst.zero_minute is not None and burst.zero_minute - 60 <= 2, "20 -> 0 in 2 minutes"
-    dynamic = SCENARIOS["dynamic"]()
+    dynamic = SCENARIOS["dynamic"](SEED)
     scrapes = dynamic.run()
     for pool in ("cg-dynamic", "vm-dynamic"):
         ready = _ready(scrapes, pool)
@@ -128,14 +128,14 @@ def test_scenarios_are_what_the_issue_describes() -> None:
                 if name == "azure_standby_pool_max_ready_capacity"}
     assert capacity == {"cg-dynamic": 100, "vm-dynamic": 100}
     for key in ("noise", "dynamic", "shards_healthy"):
-        assert SCENARIOS[key]().minutes == 360, "six hours"
-    stop = SCENARIOS["shard_stop"]()
+        assert SCENARIOS[key](SEED).minutes == 360, "six hours"
+    stop = SCENARIOS["shard_stop"](SEED)
     assert [(r.instance, r.shard_ordinal, r.total_shards) for r in stop.replicas] == [
         ("exporter-0:9863", 0, 2), ("exporter-1:9863", 1, 2)] and stop.vanish == {"exporter-1:9863": 60}
 
 
 def test_a_vanished_target_goes_stale_at_once() -> None:
-    scenario = SCENARIOS["shard_stop"]()
+    scenario = SCENARIOS["shard_stop"](SEED)
     scrapes = scenario.run()
     stop = scenario.vanish["exporter-1:9863"] * 2  # scrape index
     gone = [values for (name, labels), values in scrapes.series.items() if ("instance", "exporter-1:9863") in labels]
