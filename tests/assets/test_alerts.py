@@ -69,7 +69,7 @@ def run(cmd: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_check_rules(promtool: str) -> None:
-    result = run([promtool, "check", "rules", str(ALERTS_FILE)])
+    result = run([promtool, "check", "rules", "--lint=all", "--lint-fatal", str(ALERTS_FILE)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(load_rules())} rules found" in result.stdout
 
