@@ -66,7 +66,7 @@ def count_series(text: bytes) -> int:
 
 def shape_for(series: int) -> tuple[int, int]:
     """(pools, members) whose snapshot renders about ``series`` series (about 100 series per pool)."""
-    from exporter.collector import render
+    from exporter.exposition import render
 
     base = count_series(render(build_snapshot(1, 0)).text)
     per_pool = count_series(render(build_snapshot(2, 0)).text) - base
@@ -80,7 +80,8 @@ def shape_for(series: int) -> tuple[int, int]:
 def serve(pools: int, members: int, max_seconds: float, max_samples: int) -> None:
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
-    from exporter.collector import Publisher, SnapshotCollector
+    from exporter.collector import SnapshotCollector
+    from exporter.exposition import Publisher
     from exporter.server import ExporterApp, ExporterHTTPServer, serve as serve_http
 
     snapshot = build_snapshot(pools, members)

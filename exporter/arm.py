@@ -16,19 +16,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
 
+from .credentials import explain
+
 log = logging.getLogger(__name__)
+
+# How long a failed token request answers for the reads that follow it (those of the same cycle).
+CREDENTIAL_FAILURE_HOLD = 0.5
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 TOKEN_REFRESH_MARGIN = 300.0
-_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class ErrorKind:
+class ErrorKind(StrEnum):
+    """Why an ARM read failed; the ``kind`` field of log lines and landing page."""
+
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -44,7 +51,7 @@ class ArmError(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: ErrorKind,
         message: str,
         *,
         status: int | None = None,
@@ -170,14 +177,24 @@ class ReadBudget:
 
 
 class TokenCache:
-    """Reuses an access token until it is within ``TOKEN_REFRESH_MARGIN`` of expiry."""
+    """Reuses an access token until it is within ``TOKEN_REFRESH_MARGIN`` of expiry.
 
-    def __init__(self, credential: TokenCredential, scope: str, clock: Callable[[], float] = time.time) -> None:
+    A failed token request is logged once (which sources were tried, what would fix it) and answers
+    every read for ``CREDENTIAL_FAILURE_HOLD`` seconds: the concurrent reads of one poll cycle share one
+    attempt, and one log line, instead of each asking azure-identity again.
+    """
+
+    def __init__(
+        self, credential: TokenCredential, scope: str, clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._credential = credential
         self._scope = scope
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._token: AccessTokenLike | None = None
+        self._failure: tuple[float, str] | None = None  # (when, message) of the last failed request
 
     def get(self, rejected: str | None = None, claims: str | None = None) -> str:
         """The cached token, refreshed near expiry or when it is the ``rejected`` one (ARM answered 401).
@@ -189,6 +206,8 @@ class TokenCache:
             token = self._token
             force_refresh = rejected is not None and token is not None and token.token == rejected
             if force_refresh or token is None or token.expires_on - self._clock() < TOKEN_REFRESH_MARGIN:
+                if self._failure is not None and self._monotonic() - self._failure[0] < CREDENTIAL_FAILURE_HOLD:
+                    raise ArmError(ErrorKind.CREDENTIAL, self._failure[1])
                 try:
                     token = (
                         self._credential.get_token(self._scope, claims=claims or _fresh_token_claims(self._clock()))
@@ -196,8 +215,11 @@ class TokenCache:
                         else self._credential.get_token(self._scope)
                     )
                 except Exception as exc:  # azure-identity raises several unrelated types
-                    raise ArmError(ErrorKind.CREDENTIAL, f"cannot get an access token: {_first_line(exc)}") from None
-                self._token = token
+                    message = f"cannot get an access token: {_first_line(exc)}"
+                    self._failure = (self._monotonic(), message)
+                    log.warning("no working Azure credential: every read fails until one works", extra=explain(exc))
+                    raise ArmError(ErrorKind.CREDENTIAL, message) from None
+                self._token, self._failure = token, None
             return token.token
 
 

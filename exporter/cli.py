@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, ProcessCollector
 
-from . import __version__, logs
+from . import __version__, credentials, logs, preflight
 from .arm import ArmClient, ReadBudget, TokenCredential
 from .armstats import ArmStats
-from .collector import Publisher
+from .exposition import Publisher
 from .config import ConfigError, Settings, load_file, shard_count, shard_index
 from .poller import Poller
 from .server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log.level", dest="log_level", default="info", choices=list(logs.LEVELS), help="minimum log level (default: %(default)s)")
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"], help="log format (default: %(default)s)")
     parser.add_argument("--check-config", dest="check_config", action="store_true", help="validate the configuration, print what is wrong, exit 0 or 2")
+    parser.add_argument(
+        "--check-access", dest="check_access", action="store_true",
+        help="validate the configuration (as --check-config), then get a token and make one read per configured subscription and pool kind; "
+             "print OK or the missing role action per subscription, exit 0 or 2",
+    )
     parser.add_argument("--demo", action="store_true", help="run against the built-in ARM simulator: no Azure account needed")
     parser.add_argument("--version", action="version", version=f"standby-pool-exporter {__version__}")
     return parser
@@ -235,6 +240,7 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     if args.shard_index is not None and args.shard_count is not None and args.shard_index >= args.shard_count:
         parser.error(f"--shard.index must be below --shard.count ({args.shard_count}), got {args.shard_index}")
     logs.configure(args.log_level, args.log_format)
+    credentials.quiet_credential_noise(args.log_level)
     resources = _Resources()
     try:
         return _run(parser, args, address, resources, stop or threading.Event())
@@ -290,11 +296,11 @@ def _run(
         settings = apply_flags(settings, args)
     except ConfigError as exc:
         parser.error(exc.problems[0])
-    if args.check_config:
+    if args.check_config or args.check_access:
         print(f"configuration OK: {len(settings.pools)} pool(s)")
         if watcher is not None:
             print("web configuration OK")
-        return 0
+        return preflight.check_access(settings, credential) if args.check_access else 0
 
     stats = ArmStats()
     budget = ReadBudget(settings.azure.max_reads_per_second, settings.azure.max_read_burst)

@@ -29,7 +29,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 
 from . import __version__
-from .collector import Publisher
+from .exposition import Publisher
 from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .bench import build_bench
+from .bench_world import build_bench
 from .server import SimulatorServer
 from .world import Simulator
 

@@ -108,7 +108,7 @@ class Simulator:
     @classmethod
     def demo(cls, seed: int = 1) -> Simulator:
         """A ready demo world whose numbers change every few seconds."""
-        from .demo import build_demo
+        from .demo_world import build_demo
 
         return build_demo(cls, seed)
 

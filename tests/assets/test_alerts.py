@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from .conftest import REPO
-from .promql import TARGET_LABELS, contract, selectors
+from .promql import CONTRACT_FILE, PENDING_FILE, TARGET_LABELS, contract, read_contract, selectors
 
 ALERTS_FILE = REPO / "prometheus" / "alerts.yaml"
 TESTS_DIR = REPO / "prometheus" / "tests"
@@ -241,3 +241,11 @@ def test_unit_tests_catch_an_alert_that_never_fires(promtool: str, tmp_path: Pat
     result = _mutated_run(promtool, tmp_path, name, lambda rule: rule.update(expr="vector(1) > 2"))
     assert result.returncode != 0, f"{name} never firing went unnoticed"
     assert f"alertname: {name}," in result.stdout + result.stderr
+
+
+def test_pending_issue_9_metrics_are_not_yet_in_the_generated_contract() -> None:
+    """metric_names_pending_issue9.txt stands in for issue 9's metrics until its merge: then delete it."""
+    if not PENDING_FILE.exists():
+        return
+    overlap = set(read_contract(PENDING_FILE)) & set(read_contract(CONTRACT_FILE))
+    assert not overlap, f"issue 9 is merged ({sorted(overlap)} are in the catalogue): delete {PENDING_FILE.name}"

@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import Simulator, SimulatorServer
+from tests.support.fakes import SUB
 
-SUB = "00000000-0000-0000-0000-000000000000"
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,7 @@ import pytest
 from exporter.simulator import Fault, Simulator, SimulatorServer
 from tests.conftest import promtool_check_metrics
 from tests.e2e.conftest import REPO, SUB, ExporterProcess, pool_config
+from tests.support.process import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -234,10 +235,6 @@ def test_overlapping_cycles_are_skipped_and_counted(two_pools: tuple[Simulator, 
     starts = sorted(r.time for r in runtime_views)
     assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:]))  # never stacked: one cycle at a time
     assert any("poll cycle skipped" in line for line in exporter.lines)
-
-
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def test_check_config_exit_codes(tmp_path: Path) -> None:

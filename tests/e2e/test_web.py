@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,8 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator, SimulatorServer
-from tests.e2e.conftest import REPO, SUB, ExporterProcess, pool_config
+from tests.e2e.conftest import SUB, ExporterProcess, pool_config
+from tests.support.process import run_cli
 from tests.support.tls import TlsFiles, make_tls_files
 
 pytestmark = pytest.mark.e2e
@@ -161,10 +160,6 @@ def test_changing_the_web_config_file_takes_effect_without_restart(
     exporter.wait_for(bob_still_in_and_problem_logged, timeout=5, what="the problem logged")
     problem = next(line for line in exporter.lines if 'msg="invalid web configuration"' in line)
     assert "level=error" in problem and "basic_auth_users.carol" in problem and "plain-text-password" not in exporter.log_text()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
 
 
 def test_bad_web_config_at_start_exits_2_naming_the_key(tmp_path: Path, web_file: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from exporter import arm
 from exporter.arm import ArmClient, ArmError, ErrorKind, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
+from tests.support.fakes import SUB, FakeClock
 from tests.support.scripted_http import Reply, ScriptedServer
 
-SUB = "00000000-0000-0000-0000-000000000000"
 POOL = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/pool-a"
 LIST = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups"
 SECRET = "secret-token-value"
@@ -47,27 +47,12 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
 
 
-class FakeTime:
-    """A clock that moves only when something sleeps; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def client_for(server: ScriptedServer, credential: FakeCredential | None = None, rate: float = 0, burst: int = 1) -> tuple[ArmClient, list[float], ArmStats]:
-    fake = FakeTime()
+    fake = FakeClock()
     stats = ArmStats()
     client = ArmClient(
         server.url, credential or FakeCredential(), "https://management.azure.com/.default",
-        timeout=2, observer=stats, sleep=fake.sleep, budget=ReadBudget(rate, burst, clock=fake.clock, sleep=fake.sleep),
+        timeout=2, observer=stats, sleep=fake.sleep, budget=ReadBudget(rate, burst, clock=fake, sleep=fake.sleep),
         retry=RetryPolicy(attempts=3, backoff_base=0.1, backoff_max=1, retry_after_max=7),
     )
     return client, fake.sleeps, stats
@@ -275,6 +260,44 @@ def test_credential_failure_is_typed_and_does_not_call_arm(server: ScriptedServe
     assert server.requests == []
 
 
+def test_failed_token_request_is_logged_once_and_held_for_the_reads_of_the_cycle(caplog: pytest.LogCaptureFixture) -> None:
+    from exporter.arm import CREDENTIAL_FAILURE_HOLD, TokenCache
+
+    class Failing:
+        calls = 0
+        works = False
+
+        def get_token(self, *scopes: str, claims: str | None = None) -> Token:
+            self.calls += 1
+            if self.works:
+                return Token("fresh", int(__import__("time").time()) + 3600)
+            raise RuntimeError("DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+                               "Attempted credentials:\n\tEnvironmentCredential: EnvironmentCredential authentication "
+                               "unavailable. Environment variables are not fully configured.\nVisit https://aka.ms/x")
+
+    now = [0.0]
+    credential = Failing()
+    cache = TokenCache(credential, "scope", monotonic=lambda: now[0])
+    with caplog.at_level("WARNING", logger="exporter.arm"):
+        for _ in range(5):  # the concurrent reads of one cycle
+            with pytest.raises(ArmError) as caught:
+                cache.get()
+            assert caught.value.kind == ErrorKind.CREDENTIAL and "cannot get an access token" in str(caught.value)
+    assert credential.calls == 1
+    [record] = [r for r in caplog.records if r.name == "exporter.arm"]
+    assert record.getMessage().startswith("no working Azure credential")
+    assert "EnvironmentCredential (Environment variables are not fully configured)" == record.tried
+    assert "AZURE_CLIENT_SECRET" in record.fix and "az login" in record.fix and "--demo" in record.demo
+    now[0] += CREDENTIAL_FAILURE_HOLD  # the next cycle asks again
+    with pytest.raises(ArmError):
+        cache.get()
+    assert credential.calls == 2
+    now[0] += CREDENTIAL_FAILURE_HOLD
+    credential.works = True
+    assert cache.get() == "fresh" and credential.calls == 3
+    assert cache.get() == "fresh" and credential.calls == 3
+
+
 def test_concurrent_401s_refresh_the_token_once() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -315,8 +338,8 @@ def test_budget_holds_under_concurrent_readers() -> None:
 
 
 def test_budget_update_applies_the_new_rate_and_caps_the_balance() -> None:
-    fake = FakeTime()
-    budget = ReadBudget(rate=1, burst=50, clock=fake.clock, sleep=fake.sleep)
+    fake = FakeClock()
+    budget = ReadBudget(rate=1, burst=50, clock=fake, sleep=fake.sleep)
     budget.acquire(SUB)
     budget.update(rate=10, burst=2)
     for _ in range(4):

@@ -10,9 +10,9 @@ from bench import cli
 from bench.budget import max_in_window, pause_check
 from bench.cycles import World
 from bench.scrape import build_snapshot, count_series, percentile, shape_for
-from exporter.collector import render
+from exporter.exposition import render
 from exporter.simulator import Simulator
-from exporter.simulator.bench import bench_layout, build_bench
+from exporter.simulator.bench_world import bench_layout, build_bench
 from exporter.simulator.world import RequestRecord
 
 

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from exporter.cli import Reloader, apply_flags, build_parser, main
 from exporter.config import ConfigError, Settings, ShardingSettings, load_file
 from exporter.server import ReloadNotSupported
+from tests.support.fakes import SUB, FakeClock
 
-SUB = "00000000-0000-0000-0000-000000000000"
 OK = "azure_standby_pool_config_last_reload_successful"
 OK_TIME = "azure_standby_pool_config_last_reload_success_timestamp_seconds"
 
@@ -137,21 +137,12 @@ class FakePoller:
         self.applied.append(settings)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, FakePoller, CollectorRegistry, Clock]:
-    return write(tmp_path / "c.yaml", config("pool-a")), FakePoller(), CollectorRegistry(), Clock()
+def setup(tmp_path: Path) -> tuple[Path, FakePoller, CollectorRegistry, FakeClock]:
+    return write(tmp_path / "c.yaml", config("pool-a")), FakePoller(), CollectorRegistry(), FakeClock(tick=1.0)
 
 
-def make_reloader(setup: tuple[Path, FakePoller, CollectorRegistry, Clock], *argv: str) -> Reloader:
+def make_reloader(setup: tuple[Path, FakePoller, CollectorRegistry, FakeClock], *argv: str) -> Reloader:
     file, poller, registry, clock = setup
     running = apply_flags(load_file(file), args(*argv))
     return Reloader(str(file), args(*argv), running, poller.reconfigure, registry, clock=clock)

@@ -11,13 +11,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import collector, model
-from tests.conftest import promtool_check_metrics
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
 from exporter.poller import PoolData, PoolStatus, Snapshot
+from tests.conftest import promtool_check_metrics
+from tests.support.fakes import SUB
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "exposition"
-SUB = "00000000-0000-0000-0000-000000000000"
 
 
 def render(snapshot: Snapshot, *families: str) -> str:

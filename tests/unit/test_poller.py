@@ -7,35 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
 from exporter.config import PoolRef, load_settings
 from exporter.poller import Poller, shard_of
 from exporter.simulator import Fault, Simulator, SimulatorServer
-
-SUB = "00000000-0000-0000-0000-000000000000"
-OTHER_SUB = "11111111-1111-1111-1111-111111111111"
-
-
-class SimulatorCredential:
-    """Fetches a token the simulator issued (the e2e tests use the real azure-identity instead)."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-
-    def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken:
-        token = self.sim.tokens.issue("https://management.azure.com")
-        return AccessToken(token.access_token, token.expires_on)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 
 
 @pytest.fixture
@@ -46,12 +24,12 @@ def world() -> Iterator[tuple[Simulator, SimulatorServer]]:
     server.stop()
 
 
-def make_poller(server: SimulatorServer, sim: Simulator, clock: Clock | None = None, **config: Any) -> Poller:
+def make_poller(server: SimulatorServer, sim: Simulator, clock: FakeClock | None = None, **config: Any) -> Poller:
     settings = load_settings({"azure": {"resource_manager_endpoint": server.url}, **config})
     stats = ArmStats()
     client = ArmClient(server.url, SimulatorCredential(sim), "scope", observer=stats, budget=ReadBudget(0, 1),
                        retry=RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.02))
-    clock = clock or Clock()
+    clock = clock or FakeClock()
     return Poller(settings, client, stats, wall_clock=clock, monotonic=clock)
 
 
@@ -66,7 +44,7 @@ def operations(sim: Simulator) -> Counter[str]:
 def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorServer]) -> None:
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=6, running=5, creating=1)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "web")), polling={"member_refresh": "10m", "pool_refresh": "5m"})
 
     poller.poll_once()  # cold: everything; the pool resource comes from its resource group's pool list
@@ -94,7 +72,7 @@ def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorSe
 def test_aged_members_are_refreshed_oldest_first_spread_over_the_period(world: tuple[Simulator, SimulatorServer]) -> None:
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "big", max_ready_capacity=40)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "big")), polling={"interval": "1m", "member_refresh": "10m"})
     sim.page_size = 100
     poller.poll_once()
@@ -148,7 +126,7 @@ def test_failures_isolate_pools_keep_fresh_values_and_drop_on_404(world: tuple[S
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "good", max_ready_capacity=2)
     sim.add_container_group_pool(SUB, "rg", "flaky", max_ready_capacity=2)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "good"), ("rg", "flaky")), polling={"interval": "1m", "stale_after": "3m"})
     poller.poll_once()
     sim.faults.add(Fault(match="standbycontainergrouppools/flaky/runtimeviews", status=500))

@@ -15,18 +15,18 @@ import bcrypt
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.armstats import ArmStatsSnapshot
-from exporter.collector import Publisher
 from exporter.config import PoolRef
+from exporter.exposition import Publisher
 from exporter.poller import PoolStatus, Snapshot
 from exporter.server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
 from exporter.webconfig import WebConfig, load_web_config
+from tests.support.fakes import SUB
+from tests.support.process import wait_until
 from tests.support.tls import TlsFiles, make_tls_files
-
-SUB = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
@@ -296,13 +296,6 @@ def test_mutual_tls_failures_are_counted_and_logged_at_debug(
     assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in failures[0].err or "CERTIFICATE" in failures[0].err  # type: ignore[attr-defined]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_the_handshake_has_a_total_deadline(pki: TlsFiles, serve_app: Callable[..., Served], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("exporter.server.HANDSHAKE_TIMEOUT", 0.5)
     served = serve_app(web_config(pki, TLS))
@@ -358,7 +351,7 @@ def test_web_counters_have_no_created_series(serve_app: Callable[..., Served]) -
 
 def test_scrapes_serve_the_pre_rendered_snapshot(serve_app: Callable[..., Served], monkeypatch: pytest.MonkeyPatch) -> None:
     served = serve_app()
-    monkeypatch.setattr("exporter.collector.render", lambda snapshot: pytest.fail("rendered at scrape time"))
+    monkeypatch.setattr("exporter.exposition.render", lambda snapshot: pytest.fail("rendered at scrape time"))
     monkeypatch.setattr("exporter.collector.SnapshotCollector.collect", lambda self: pytest.fail("collected at scrape time"))
     assert "azure_standby_pool_up" in requests.get(served.url() + "/metrics", timeout=5).text
 

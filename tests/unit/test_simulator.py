@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from exporter.simulator import Fault, Simulator, SimulatorServer, shapes
+from tests.support.fakes import FakeClock
 
 SUB = "11111111-2222-3333-4444-555555555555"
 OTHER_SUB = "99999999-2222-3333-4444-555555555555"
@@ -24,19 +25,6 @@ RG = "myResourceGroup"
 CG = "Microsoft.StandbyPool/standbyContainerGroupPools"
 ACI = "Microsoft.ContainerInstance/containerGroups"
 NEW, OLD, ACI_VERSION = "2025-03-01", "2024-03-01", "2025-09-01"
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Arm:

@@ -26,6 +26,7 @@ from exporter.webconfig import (
     WebConfigWatcher,
     load_web_config,
 )
+from tests.support.fakes import FakeClock
 from tests.support.tls import TlsFiles, make_tls_files
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webconfig"
@@ -337,14 +338,6 @@ def test_unknown_users_pay_bcrypt_at_the_configured_cost(users_config: WebConfig
 
 
 # --- reloading -----------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_watcher_reloads_a_changed_file_at_most_once_per_interval(workdir: Path) -> None:
