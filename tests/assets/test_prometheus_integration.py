@@ -78,9 +78,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll the stack every 0.25 s; an answer Prometheus cannot give yet counts as "not yet"."""
-    return support_wait_until(check, timeout, what, interval=0.25, tolerate=(requests.RequestException, KeyError, ValueError))
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Poll the stack every ``interval`` s; an answer Prometheus cannot give yet counts as "not yet"."""
+    return support_wait_until(check, timeout, what, interval=interval,
+                              tolerate=(requests.RequestException, KeyError, ValueError))
 
 
 @dataclass
