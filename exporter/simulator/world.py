@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
+from . import shapes
 from .access import ReadThrottle, TokenIssuer
 from .entities import (
     POOL_RESOURCE_TYPES,
@@ -20,7 +21,6 @@ from .entities import (
     VirtualMachinePool,
     key,
 )
-from . import shapes
 from .faults import FaultSet
 
 HEALTHY = "HealthState/healthy"
