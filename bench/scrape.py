@@ -82,7 +82,8 @@ def serve(pools: int, members: int, max_seconds: float, max_samples: int) -> Non
 
     from exporter.collector import SnapshotCollector
     from exporter.exposition import Publisher
-    from exporter.server import ExporterApp, ExporterHTTPServer, serve as serve_http
+    from exporter.server import HttpServer
+    from exporter.webapp import ExporterApp
 
     snapshot = build_snapshot(pools, members)
     registry = CollectorRegistry(auto_describe=False)
@@ -102,14 +103,14 @@ def serve(pools: int, members: int, max_seconds: float, max_samples: int) -> Non
     live = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=live)
     PlatformCollector(registry=live)
-    server = ExporterHTTPServer(("127.0.0.1", 0), ExporterApp(publisher, live, "/metrics"))
-    serve_http(server)
+    server = HttpServer(("127.0.0.1", 0), ExporterApp(publisher, live, "/metrics"))
+    server.start()
     print(json.dumps({
-        "port": server.server_address[1], "series": count_series(text), "generate_latest": durations,
+        "port": server.address[1], "series": count_series(text), "generate_latest": durations,
         "render": render_seconds, "text_bytes": len(exposition.text), "gzip_bytes": len(gzipped[True]),
     }), flush=True)
     sys.stdin.read()  # until the client closes our stdin
-    server.shutdown()
+    server.stop()
 
 
 # ---- the client side ------------------------------------------------------------------------------

@@ -316,13 +316,21 @@ CATALOGUE: tuple[Family, ...] = (
            notes="As kube-state-metrics' `kube_state_metrics_shard_ordinal`: the ordinal as value and as label."),
     # Kept live by other modules and rendered with the process metrics at scrape time.
     Family("config_last_reload_successful", "1 when the last configuration reload (or the initial load) succeeded, 0 when it failed.",
-           GAUGE, (), owner="exporter.cli", cached=False),
+           GAUGE, (), owner="exporter.reload", cached=False),
     Family("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully.",
-           GAUGE, (), owner="exporter.cli", cached=False),
+           GAUGE, (), owner="exporter.reload", cached=False),
     Family("web_auth_failures", "HTTP requests refused with 401 because of a wrong or missing basic-auth password.",
-           COUNTER, (), owner="exporter.server", cached=False),
+           COUNTER, (), owner="exporter.webapp", cached=False),
+    Family("web_auth_throttled", "HTTP requests refused with 429 because the queue of password checks was full.",
+           COUNTER, (), owner="exporter.webapp", cached=False,
+           notes="Sent with `Retry-After: 1` during a flood of password checks; not counted as auth failures."),
     Family("web_tls_handshake_failures", "Connections closed because their TLS handshake failed or timed out.",
-           COUNTER, (), owner="exporter.server", cached=False),
+           COUNTER, (), owner="exporter.webapp", cached=False),
+    Family("web_connections_closed",
+           "Connections the exporter closed: at the connection limit, request head too slow, response not read in time.",
+           COUNTER, ("reason",), owner="exporter.webapp", cached=False,
+           notes="`reason`: `limit` (connection limit), `head_timeout` (request head not received within 10 s), "
+                 "`write_timeout` (answer not read within 60 s)."),
 )
 
 BY_NAME = {family.name: family for family in CATALOGUE}

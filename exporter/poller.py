@@ -154,6 +154,10 @@ def _group(ref: PoolRef) -> tuple[str, str]:
     return (ref.subscription_id.lower(), ref.resource_group.lower())
 
 
+def _discovery_interval(settings: Settings) -> float | None:
+    return settings.discovery.interval if settings.discovery is not None else None
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -217,7 +221,8 @@ class Poller:
         if self._scheduler is not None:
             if settings.polling.interval != old.polling.interval:
                 self._scheduler.reschedule_job("poll", trigger="interval", seconds=settings.polling.interval)
-            self._schedule_discovery()
+            if _discovery_interval(settings) != _discovery_interval(old):
+                self._schedule_discovery()  # otherwise discovery keeps its own clock: reloads never postpone it
         log.info("configuration applied", extra={"pools": len(settings.pools), "discovery": settings.discovery is not None})
 
     # -- scheduling -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,12 +61,12 @@ def test_rule_groups_equal_the_alert_rules_under_the_mapping() -> None:
     groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
     resources = template()["resources"]
     assert [r["name"] for r in resources] == [g["name"] for g in groups]
-    for group, resource in zip(groups, resources):
+    for group, resource in zip(groups, resources, strict=True):
         assert resource["type"] == "Microsoft.AlertsManagement/prometheusRuleGroups"
         properties = resource["properties"]
         assert iso_seconds(properties["interval"]) == prometheus_seconds(group.get("interval", "1m"))
         assert len(properties["rules"]) == len(group["rules"]), group["name"]
-        for rule, azure in zip(group["rules"], properties["rules"]):
+        for rule, azure in zip(group["rules"], properties["rules"], strict=True):
             name = rule["alert"]
             assert azure["alert"] == name and azure["expression"] == rule["expr"], name
             assert iso_seconds(azure["for"]) == prometheus_seconds(rule["for"]), name

@@ -32,6 +32,8 @@ EXPORTER_WIDE = {
     "azure_standby_pool_poll_cycle_duration_seconds",
     "azure_standby_pool_web_auth_failures_total",
     "azure_standby_pool_web_tls_handshake_failures_total",
+    "azure_standby_pool_web_auth_throttled_total",
+    "azure_standby_pool_web_connections_closed_total",
     "azure_standby_pool_exporter_total_shards",
     "azure_standby_pool_exporter_shard_ordinal",
 }

@@ -80,8 +80,7 @@ def free_port() -> int:
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
     """Poll the stack every ``interval`` s; an answer Prometheus cannot give yet counts as "not yet"."""
-    return support_wait_until(check, timeout, what, interval=interval,
-                              tolerate=(requests.RequestException, KeyError, ValueError))
+    return support_wait_until(check, timeout, what, interval=interval, tolerate=(requests.RequestException, KeyError, ValueError))
 
 
 @dataclass

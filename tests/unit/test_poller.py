@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -208,3 +209,24 @@ def test_reconfigure_changes_the_pool_set(world: tuple[Simulator, SimulatorServe
     poller.poll_once()
     poller.reconfigure(load_settings({"azure": {"resource_manager_endpoint": server.url}, "pools": pools(("rg", "second"))}))
     assert [status.ref.name for status in poller.poll_once().pools] == ["second"]
+
+
+def test_reloads_do_not_postpone_discovery(world: tuple[Simulator, SimulatorServer]) -> None:
+    """Discovery keeps its own clock across reloads: only a changed discovery.interval reschedules it."""
+    sim, server = world
+    azure = {"resource_manager_endpoint": server.url}
+    discovery = {"subscriptions": [SUB], "interval": "10m"}
+    poller = make_poller(server, sim, clock=time.time, discovery=discovery)  # type: ignore[arg-type]
+    poller.start()
+    try:
+        assert poller._scheduler is not None
+        next_run = lambda: poller._scheduler.get_job("discover").next_run_time  # noqa: E731
+        first = next_run()
+        for interval in ("30s", "45s", "30s"):  # a reload storm that changes other settings
+            time.sleep(0.01)
+            poller.reconfigure(load_settings({"azure": azure, "discovery": discovery, "polling": {"interval": interval}}))
+        assert next_run() == first
+        poller.reconfigure(load_settings({"azure": azure, "discovery": {**discovery, "interval": "5m"}}))
+        assert next_run() < first  # a shorter interval applies from now
+    finally:
+        poller.stop()
