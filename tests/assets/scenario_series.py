@@ -150,6 +150,9 @@ class Replica:
         put("poll_cycles_skipped_total", {}, 0)
         put("poll_cycle_duration_seconds", {}, 1.5)
         put("web_auth_failures_total", {}, 0)
+        put("web_auth_throttled_total", {}, 0)
+        for reason in ("limit", "head_timeout", "write_timeout"):
+            put("web_connections_closed_total", {"reason": reason}, 0)
         put("web_tls_handshake_failures_total", {}, 0)
         return out
 
