@@ -208,6 +208,14 @@ def _forecast_instances_requested(snapshot: Snapshot) -> Iterator[Sample]:
                 yield (*_pool_values(status), str(step)), value
 
 
+def _recent_instances_requested(snapshot: Snapshot) -> Iterator[Sample]:
+    """forecastInfo's recent history; step counts back from the forecast start, 1 = the latest interval."""
+    for status, runtime in _with_runtime(snapshot):
+        if runtime.forecast is not None:
+            for step, value in enumerate(reversed(runtime.forecast.recent_instances_requested), start=1):
+                yield (*_pool_values(status), str(step)), value
+
+
 def _last_success(snapshot: Snapshot) -> Iterator[Sample]:
     for status in snapshot.pools:
         if status.last_success is not None:
@@ -243,6 +251,14 @@ def _build_info(snapshot: Snapshot) -> Iterator[Sample]:
     yield (__version__,), 1.0
 
 
+def _total_shards(snapshot: Snapshot) -> Iterator[Sample]:
+    yield (), snapshot.shard_count
+
+
+def _shard_ordinal(snapshot: Snapshot) -> Iterator[Sample]:
+    yield (str(snapshot.shard_index),), snapshot.shard_index
+
+
 # -- the catalogue -------------------------------------------------------------------------------
 
 GAUGE, COUNTER = MetricType.GAUGE, MetricType.COUNTER
@@ -259,6 +275,12 @@ CATALOGUE: tuple[Family, ...] = (
     Family("min_ready_capacity", "Minimum ready capacity of a virtual machine pool (elasticityProfile.minReadyCapacity), when set.",
            GAUGE, POOL_LABELS, _per_pool(_pool_field("min_ready_capacity")),
            notes="Absent when unset."),
+    Family("dynamic_sizing_enabled",
+           "1 when the pool's ready target follows Azure's forecast below max ready capacity "
+           "(elasticityProfile.dynamicSizing.enabled), else 0 (also before api-version 2025-10-01).",
+           GAUGE, POOL_LABELS, _per_pool(_pool_field("dynamic_sizing")),
+           notes="Read from api-version 2025-10-01 on (`azure.api_versions.standby_pool: \"2025-10-01\"`); such a pool runs "
+                 "below half of its max ready capacity by design, and `AzureStandbyPoolLow` leaves it out."),
     Family("provisioning_state", "1 for the pool's provisioningState, 0 for the other known states.", GAUGE,
            (*POOL_LABELS, "state"), _provisioning_state,
            notes="Known states: Succeeded, Failed, Canceled, Deleting; an unknown state is published verbatim."),
@@ -290,6 +312,15 @@ CATALOGUE: tuple[Family, ...] = (
     Family("forecast_accuracy_ratio", "Accuracy Azure reports for its forecast, 0 to 1.", GAUGE, POOL_LABELS,
            _per_pool(_forecast_field("accuracy_ratio")),
            notes="Azure's 85 is 0.85."),
+    Family("recent_instances_requested",
+           "Instances requested from the pool per past forecast interval, as Azure reports with its forecast "
+           "(step 1 is the interval just before the forecast start, 2 the one before it, ...).", GAUGE,
+           (*POOL_LABELS, "step"), _recent_instances_requested,
+           notes="From `forecastInfo`: `instancesRequestedCount_recentHistory` (a JSON string inside the JSON string, "
+                 "Microsoft's REST examples) or `InstancesRequestedCountRecentHistory` (an array, Microsoft's prediction "
+                 "article). The array is taken as chronological, its LAST element the interval just before "
+                 "`forecastStartTime` (nothing in Microsoft's documentation says otherwise); up to 12 steps, the most "
+                 "recent kept; absent without a forecast or a readable history."),
     Family("up", "1 when the last poll read the pool's runtime view (instance counts), else 0.", GAUGE, POOL_LABELS,
            _per_polled_pool(lambda status: 1.0 if status.up else 0.0),
            notes="The depletion signal: a failed pool-resource or member read does not make it 0."),
@@ -330,6 +361,13 @@ CATALOGUE: tuple[Family, ...] = (
     Family("poll_cycle_duration_seconds", "Wall time of the last complete poll cycle over every pool.", GAUGE, (), _poll_cycle_duration),
     Family("poll_cycles_skipped", "Poll cycles skipped because the previous cycle was still running.", COUNTER, (), _poll_cycles_skipped),
     Family("exporter_build_info", "Exporter build information; always 1.", GAUGE, ("version",), _build_info, cached=False),
+    Family("exporter_total_shards", "Number of exporter replicas sharing the pools (sharding.count; 1 when not sharded).",
+           GAUGE, (), _total_shards, cached=False,
+           notes="As kube-state-metrics' `kube_state_metrics_total_shards`; `AzureStandbyPoolExporterShardsMissing` and "
+                 "`AzureStandbyPoolExporterShardingMismatch` use it."),
+    Family("exporter_shard_ordinal", "This replica's shard, 0 .. total_shards-1 (sharding.index; 0 when not sharded).",
+           GAUGE, ("shard_ordinal",), _shard_ordinal, cached=False,
+           notes="As kube-state-metrics' `kube_state_metrics_shard_ordinal`: the ordinal as value and as label."),
     # Kept live by other modules and rendered with the process metrics at scrape time.
     Family("config_last_reload_successful", "1 when the last configuration reload (or the initial load) succeeded, 0 when it failed.",
            GAUGE, (), owner="exporter.reload", cached=False),

@@ -35,7 +35,8 @@ def start_demo() -> Demo:
     os.environ["IDENTITY_HEADER"] = server.identity_header
     settings = load_settings(
         {
-            "azure": {"resource_manager_endpoint": server.url},
+            # 2025-10-01: the first api-version with elasticityProfile.dynamicSizing (the demo has such a pool)
+            "azure": {"resource_manager_endpoint": server.url, "api_versions": {"standby_pool": "2025-10-01"}},
             "polling": {"interval": DEMO_INTERVAL_SECONDS, "timeout": 5, "stale_after": 60, "member_refresh": 30},
             "discovery": {"subscriptions": [DEMO_SUBSCRIPTION], "interval": 60},
         }

@@ -68,6 +68,10 @@ class Forecast:
     start_timestamp: float | None
     interval_seconds: float | None
     accuracy_ratio: float | None
+    # Instances requested per past interval, most recent LAST (forecastInfo's recent history read as the
+    # chronological series it is: it ends with the interval right before forecastStartTime); at most
+    # FORECAST_STEPS, the most recent kept; empty when forecastInfo has none or it cannot be read.
+    recent_instances_requested: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Pool:
     min_ready_capacity: int | None = None
     virtual_machine_state: str | None = None  # VM pools: Running | Deallocated | Hibernated | Mix
     scale_set: str | None = None  # VM pools: name of the attached scale set
+    dynamic_sizing: bool = False  # elasticityProfile.dynamicSizing.enabled (2025-10-01+), False without it
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,9 @@ def parse_forecast(prediction: object) -> Forecast | None:
     """``prediction`` of a runtime view, read leniently: whatever cannot be read is None, never an error.
 
     ``forecastInfo`` is a JSON string whose key names differ between sources
-    (``forecastAccuracy`` / ``ForecastAccuracy``, ``seriesUnitIntervalInMins`` / ``SeriesUnitIntervalInMins``).
+    (``forecastAccuracy`` / ``ForecastAccuracy``, ``seriesUnitIntervalInMins`` / ``SeriesUnitIntervalInMins``,
+    ``instancesRequestedCount_recentHistory`` holding the history as a JSON string in Microsoft's REST
+    examples / ``InstancesRequestedCountRecentHistory`` holding an array in Microsoft's prediction article).
     """
     if not isinstance(prediction, Mapping):
         return None
@@ -257,7 +264,30 @@ def parse_forecast(prediction: object) -> Forecast | None:
         start_timestamp=_timestamp(prediction.get("forecastStartTime")),
         interval_seconds=interval * 60 if interval is not None and interval > 0 else None,
         accuracy_ratio=None if accuracy is None or not 0 <= accuracy <= 100 else (accuracy / 100 if accuracy > 1 else accuracy),
+        recent_instances_requested=_recent_history(info),
     )
+
+
+_HISTORY_KEYS = ("instancesrequestedcount_recenthistory", "instancesrequestedcountrecenthistory")
+
+
+def _recent_history(info: Mapping[str, Any]) -> tuple[float, ...]:
+    """The recent demand of a (lower-cased) forecastInfo: an array, or an array inside a JSON string.
+
+    Leniently all or nothing: anything but a list of non-negative counts up to 2^53 gives ().
+    """
+    history = next((info[key] for key in _HISTORY_KEYS if key in info), None)
+    if isinstance(history, str):
+        try:
+            history = json.loads(history)
+        except ValueError:
+            return ()
+    if not isinstance(history, list):
+        return ()
+    numbers = [None if isinstance(v, str) else _number(v) for v in history]
+    if any(n is None or not 0 <= n <= MAX_COUNT for n in numbers):
+        return ()
+    return tuple(n for n in numbers if n is not None)[-FORECAST_STEPS:]
 
 
 def _lower_keys(value: object) -> dict[str, Any]:
@@ -320,7 +350,13 @@ def parse_pool(body: object) -> Pool:
         min_ready_capacity=None if minimum is None else _count(minimum, "minReadyCapacity"),
         virtual_machine_state=canonical(vm_state, VIRTUAL_MACHINE_STATES) if isinstance(vm_state, str) and vm_state else None,
         scale_set=_text(scale_set.rstrip("/").rsplit("/", 1)[-1]) if isinstance(scale_set, str) and scale_set else None,
+        dynamic_sizing=_dynamic_sizing(elasticity.get("dynamicSizing")),
     )
+
+
+def _dynamic_sizing(value: object) -> bool:
+    """``elasticityProfile.dynamicSizing.enabled`` is true; absent (before 2025-10-01) or unreadable: False."""
+    return isinstance(value, Mapping) and value.get("enabled") is True
 
 
 _RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^?#]+$", re.IGNORECASE)

@@ -156,7 +156,8 @@ class Poller:
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
         refs = self.pools()
         self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in refs), arm=ArmStatsSnapshot(), interval=settings.polling.interval,
-                                 subscriptions=self._subscriptions(refs))
+                                 subscriptions=self._subscriptions(refs), shard_index=settings.sharding.index,
+                                 shard_count=settings.sharding.count)
 
     # -- the pool set ------------------------------------------------------------------------------
     def pools(self) -> tuple[PoolRef, ...]:
@@ -301,6 +302,7 @@ class Poller:
                 pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
                 discovered=self._discovered_counts(), cycle_duration=self._monotonic() - started,
                 cycles=self.snapshot.cycles + 1, subscriptions=self._subscriptions(refs),
+                shard_index=self._settings.sharding.index, shard_count=self._settings.sharding.count,
             )
             self.snapshot = snapshot
         try:

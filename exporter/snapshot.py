@@ -56,6 +56,8 @@ class Snapshot:
     cycle_duration: float | None = None
     cycles: int = 0  # completed poll cycles
     subscriptions: tuple[str, ...] = ()  # every configured or discovered subscription (for counters at 0)
+    shard_index: int = 0  # this replica's shard (sharding.index) ...
+    shard_count: int = 1  # ... of sharding.count
 
     @property
     def ready(self) -> bool:

@@ -31,12 +31,19 @@ POOL = SCOPE + ', subscription_id=~"$subscription_id", resource_group=~"$resourc
 SUB = SCOPE + ', subscription_id=~"$subscription_id"'
 BY_POOL = "subscription_id, resource_group, pool, pool_kind"
 # Ready instances, as the alert rules count them (prometheus/alerts.yaml): Running for container
-# group pools; Running, Deallocated or Hibernated for virtual machine pools.
+# group pools; Running, Deallocated or Hibernated for virtual machine pools; summed per exporter
+# instance, the largest kept (two replicas polling one pool do not double it).
 READY_STATES = 'state=~"Running|Deallocated|Hibernated"'
-READY = f"sum by ({BY_POOL}) (azure_standby_pool_instances{{{POOL}, {READY_STATES}}})"
+READY = (f"max by ({BY_POOL}) (sum by ({BY_POOL}, instance) "
+         f"(azure_standby_pool_instances{{{POOL}, {READY_STATES}}}))")
 MAX_READY = f"max by ({BY_POOL}) (azure_standby_pool_max_ready_capacity{{{POOL}}})"
 MIN_READY = f"max by ({BY_POOL}) (azure_standby_pool_min_ready_capacity{{{POOL}}})"
-DEPLETED = f"({READY} == 0) and on ({BY_POOL}) ({MAX_READY} > 0)"
+DYNAMIC = f"max by ({BY_POOL}) (azure_standby_pool_dynamic_sizing_enabled{{{POOL}}})"
+# The conditions of AzureStandbyPoolDepleted and AzureStandbyPoolDepletionPredicted, without their `for`.
+DEPLETED = f"({READY} == 0) unless on ({BY_POOL}) ({MAX_READY} == 0)"
+# Seconds until the pool is empty at the trend of the last 30 minutes (AzureStandbyPoolDepletionPredicted
+# fires below 3600 s for 5 minutes); no value while ready instances are not falling.
+TIME_TO_EMPTY = f"({READY} > 0) / on ({BY_POOL}) (-deriv(({READY})[30m:1m]) > 0)"
 
 RUNBOOK = "https://github.com/azure-standby-pool-exporter/azure-standby-pool-exporter/blob/main/docs/runbook.md"
 
@@ -201,12 +208,14 @@ def overview(layout: Layout) -> list[dict[str, Any]]:
         [target("A", f"count(azure_standby_pool_up{{{POOL}}})", "pools", instant=True)], 4, 4,
         defaults={"unit": "none", "color": {"mode": "fixed", "fixedColor": "blue"}}, options=stat_options()))
     panels.append(panel(
-        layout, stat, "Pools up", "Pools whose last poll succeeded (azure_standby_pool_up == 1).",
+        layout, stat, "Pools up",
+        "Pools whose runtime view (instance counts, health) was read in the last cycle (azure_standby_pool_up "
+        "== 1). The pool resource and the members have health metrics of their own (Exporter row).",
         [target("A", f"count(azure_standby_pool_up{{{POOL}}} == 1) or vector(0)", "up", instant=True)], 4, 4,
         defaults={"unit": "none", "color": {"mode": "fixed", "fixedColor": "green"}}, options=stat_options()))
     panels.append(panel(
         layout, stat, "Pools depleted",
-        "Pools with no ready instance although their max ready capacity is above zero "
+        "Pools with no ready instance, unless their max ready capacity is 0 on purpose "
         "(the condition of the AzureStandbyPoolDepleted alert, without its 5m delay).",
         [target("A", f"count({DEPLETED}) or vector(0)", "depleted", instant=True)], 4, 4,
         defaults={"unit": "none", "color": {"mode": "thresholds"}, "thresholds": thresholds((None, "green"), (1, "red"))},
@@ -220,9 +229,10 @@ def overview(layout: Layout) -> list[dict[str, Any]]:
         options=stat_options()))
     panels.append(panel(
         layout, stat, "Lowest ready ratio",
-        "Smallest ready instances / max ready capacity over the selected pools (pools with capacity 0 left "
-        "out). Below 50% for 15 minutes raises AzureStandbyPoolLow.",
-        [target("A", f"min({READY} / on ({BY_POOL}) ({MAX_READY} > 0))", "lowest", instant=True)], 4, 4,
+        "Smallest ready instances / max ready capacity over the selected pools (pools with capacity 0 and "
+        "dynamically sized pools left out). Below 50% for 15 minutes raises AzureStandbyPoolLow.",
+        [target("A", f"min({READY} / on ({BY_POOL}) ({MAX_READY} > 0) unless on ({BY_POOL}) ({DYNAMIC} == 1))",
+                "lowest", instant=True)], 4, 4,
         defaults={"unit": "percentunit", "min": 0, "max": 1, "decimals": 0, "color": {"mode": "thresholds"},
                   "thresholds": thresholds((None, "red"), (0.000001, "orange"), (0.5, "green"))},
         options=stat_options()))
@@ -243,6 +253,8 @@ def overview(layout: Layout) -> list[dict[str, Any]]:
             target("D", f"max by ({BY_POOL}) (azure_standby_pool_up{{{POOL}}})", instant=True, table=True),
             target("E", f"max by ({BY_POOL}) (time() - azure_standby_pool_last_success_timestamp_seconds{{{POOL}}})",
                    instant=True, table=True),
+            target("F", TIME_TO_EMPTY, instant=True, table=True),
+            target("G", DYNAMIC, instant=True, table=True),
         ], 24, 8,
         defaults={"custom": {"align": "auto", "filterable": True}},
         overrides=[
@@ -250,15 +262,19 @@ def overview(layout: Layout) -> list[dict[str, Any]]:
             by_name("Up", mappings=value_map(("1", "up", "green"), ("0", "down", "red")),
                     **{"custom.cellOptions": {"type": "color-background"}}),
             by_name("Last success", unit="s", decimals=0),
+            by_name("Time to empty", unit="s", decimals=0, thresholds=thresholds((None, "red"), (3600, "green")),
+                    **{"custom.cellOptions": {"type": "color-text"}}),
+            by_name("Dynamic sizing", mappings=value_map(("1", "on", "blue"), ("0", "off", "text"))),
         ],
         options={"showHeader": True, "sortBy": [{"displayName": "Ready ratio", "desc": False}]},
         transformations=[
             {"id": "merge", "options": {}},
             organize(["Time"], {"subscription_id": "Subscription", "resource_group": "Resource group", "pool": "Pool",
                                 "pool_kind": "Kind", "Value #A": "Ready", "Value #B": "Max ready",
-                                "Value #C": "Ready ratio", "Value #D": "Up", "Value #E": "Last success"},
+                                "Value #C": "Ready ratio", "Value #D": "Up", "Value #E": "Last success",
+                                "Value #F": "Time to empty", "Value #G": "Dynamic sizing"},
                      ["pool", "resource_group", "subscription_id", "pool_kind", "Value #A", "Value #B", "Value #C",
-                      "Value #D", "Value #E"]),
+                      "Value #F", "Value #G", "Value #D", "Value #E"]),
         ]))
     return panels
 
@@ -274,7 +290,7 @@ def per_pool(layout: Layout) -> list[dict[str, Any]]:
             target("A", READY, f"{legend} ready"),
             target("B", MAX_READY, f"{legend} max ready capacity"),
             target("C", MIN_READY, f"{legend} min ready capacity"),
-        ], 12, 8,
+        ], 10, 8,
         defaults=timeseries_defaults(decimals=0),
         overrides=[
             by_regexp(".*max ready capacity", **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]},
@@ -285,9 +301,19 @@ def per_pool(layout: Layout) -> list[dict[str, Any]]:
         ],
         options=legend_options("lastNotNull", "min", "max")))
     panels.append(panel(
+        layout, "timeseries", "Time to empty",
+        "The predictive signal: how long until the pool has no ready instance if it keeps losing them as it "
+        "did over the last 30 minutes (ready now / fall rate of a linear fit). Empty while ready instances "
+        "are steady or rising. Below 1 hour (the red zone) for 5 minutes, with at least 2 instances lost over "
+        "30 minutes, raises AzureStandbyPoolDepletionPredicted.",
+        [target("A", TIME_TO_EMPTY, f"{legend} time to empty")], 6, 8,
+        defaults=timeseries_defaults("s", threshold_line=True)
+        | {"thresholds": thresholds((None, "red"), (3600, "green")), "max": 4 * 3600},
+        options=legend_options("lastNotNull", "min")))
+    panels.append(panel(
         layout, "timeseries", "Instances by state",
         "Instances of the pool per state, stacked, from the runtime view (summed over availability zones).",
-        [target("A", f"sum by (state) (azure_standby_pool_instances{{{POOL}}})", "{{state}}")], 12, 8,
+        [target("A", f"sum by (state) (azure_standby_pool_instances{{{POOL}}})", "{{state}}")], 8, 8,
         defaults=timeseries_defaults(stack=True, decimals=0),
         overrides=[
             by_name("Running", color={"mode": "fixed", "fixedColor": "green"}),
@@ -367,15 +393,20 @@ def per_pool(layout: Layout) -> list[dict[str, Any]]:
     panels.append(panel(
         layout, "timeseries", "Forecast vs capacity",
         "Azure's demand forecast for the pool (instances requested per forecast interval): the current "
-        "interval, and the peak over the 12 forecast intervals, against the max ready capacity. A peak above "
-        "capacity for 30 minutes raises AzureStandbyPoolForecastAboveCapacity. Empty when Azure has no "
-        "forecast for the pool.",
+        "interval and the peak over the 12 forecast intervals, against the max ready capacity and the recent "
+        "demand Azure reports with the forecast (the busiest and the latest past interval). A peak above "
+        "capacity and over 1.25 times the busiest recent interval for 30 minutes raises "
+        "AzureStandbyPoolForecastAboveCapacity. Empty when Azure has no forecast for the pool.",
         [
             target("A", f'max by ({BY_POOL}) (azure_standby_pool_forecast_instances_requested{{{POOL}, step="0"}})',
                    f"{legend} forecast, current interval"),
             target("B", f"max by ({BY_POOL}) (azure_standby_pool_forecast_instances_requested{{{POOL}}})",
                    f"{legend} forecast peak, next 12 intervals"),
             target("C", MAX_READY, f"{legend} max ready capacity"),
+            target("D", f"max by ({BY_POOL}) (azure_standby_pool_recent_instances_requested{{{POOL}}})",
+                   f"{legend} busiest recent interval"),
+            target("E", f'max by ({BY_POOL}) (azure_standby_pool_recent_instances_requested{{{POOL}, step="1"}})',
+                   f"{legend} latest interval"),
         ], 16, 8,
         defaults=timeseries_defaults(decimals=0),
         overrides=[by_regexp(".*max ready capacity", **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]},
@@ -406,25 +437,33 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
     legend = "{{resource_group}}/{{pool}}"
     panels.append(panel(
         layout, "stat", "Exporter",
-        "Exporter-wide: its version, whether its last configuration reload succeeded, and the polling cycles "
-        "it skipped over the time range because the previous cycle was still running.",
+        "Exporter-wide: its version, whether its last configuration reload succeeded, the polling cycles "
+        "it skipped over the time range because the previous cycle was still running, and its shards: the "
+        "shard count the replicas report and how many shard ordinals are scraped (fewer for 5 minutes raises "
+        "AzureStandbyPoolExporterShardsMissing).",
         [
             target("A", f"azure_standby_pool_exporter_build_info{{{SCOPE}}}", "version {{version}}", instant=True),
             target("B", f"min(azure_standby_pool_config_last_reload_successful{{{SCOPE}}})", "config reload", instant=True),
             target("C", f"sum(increase(azure_standby_pool_poll_cycles_skipped_total{{{SCOPE}}}[$__range]))", "skipped cycles",
                    instant=True),
+            target("D", f"max(azure_standby_pool_exporter_total_shards{{{SCOPE}}})", "shards", instant=True),
+            target("E", f"count(count by (shard_ordinal) (azure_standby_pool_exporter_shard_ordinal{{{SCOPE}}}))",
+                   "shards scraped", instant=True),
         ], 24, 4,
         defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "green"))},
         overrides=[
             by_ref("A", mappings=value_map(("1", "running", "green"))),
             by_ref("B", mappings=value_map(("1", "ok", "green"), ("0", "failed", "red"))),
             by_ref("C", decimals=0, thresholds=thresholds((None, "green"), (1, "orange"))),
+            by_ref("D", decimals=0, color={"mode": "fixed", "fixedColor": "text"}),
+            by_ref("E", decimals=0, color={"mode": "fixed", "fixedColor": "text"}),
         ],
         options=stat_options(text_mode="value_and_name") | {"orientation": "vertical"}))
     panels.append(panel(
         layout, "state-timeline", "Up per pool",
-        "Whether the exporter's last poll of each pool succeeded. Down for 10 minutes raises "
-        "AzureStandbyPoolExporterPollFailing; the reason is in the exporter's log and on its / page.",
+        "Whether the exporter's last read of each pool's runtime view (instance counts, health) succeeded. "
+        "Down for 10 minutes raises AzureStandbyPoolExporterPollFailing; the reason is in the exporter's log "
+        "and on its / page.",
         [target("A", f"azure_standby_pool_up{{{POOL}}}", legend)], 12, 8,
         defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "red"), (1, "green")),
                   "mappings": value_map(("1", "up", "green"), ("0", "down", "red")),
@@ -438,6 +477,29 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         "Over 10 minutes (the red line) for 5 minutes raises AzureStandbyPoolExporterDataStale.",
         [target("A", f"time() - azure_standby_pool_last_success_timestamp_seconds{{{POOL}}}", legend)], 12, 8,
         defaults=timeseries_defaults("s", threshold_line=True) | {"thresholds": thresholds((None, "green"), (600, "red"))},
+        options=legend_options("lastNotNull", "max")))
+    panels.append(panel(
+        layout, "state-timeline", "Pool resource and members",
+        "The other two parts of each pool: its resource (capacity, provisioning state; up while a pool list "
+        "read is within polling.pool_refresh) and its member list (up when this cycle's read succeeded). "
+        "Down for 15 minutes raises AzureStandbyPoolExporterResourceStale or "
+        "AzureStandbyPoolExporterMemberListFailing; the instance counts stay fresh meanwhile.",
+        [
+            target("A", f"azure_standby_pool_resource_up{{{POOL}}}", f"{legend} resource"),
+            target("B", f"azure_standby_pool_members_up{{{POOL}}}", f"{legend} members"),
+        ], 12, 8,
+        defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "red"), (1, "green")),
+                  "mappings": value_map(("1", "up", "green"), ("0", "down", "red")),
+                  "custom": {"fillOpacity": 80, "lineWidth": 0}},
+        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "alignValue": "left",
+                 "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
+                 "tooltip": {"mode": "single", "sort": "none"}}))
+    panels.append(panel(
+        layout, "timeseries", "Member read failures",
+        "Members of each pool whose latest detail read failed (retried every cycle). Above 0 for 30 minutes "
+        "raises AzureStandbyPoolExporterMemberReadsFailing.",
+        [target("A", f"azure_standby_pool_member_read_failures{{{POOL}}}", legend)], 12, 8,
+        defaults=timeseries_defaults(decimals=0) | {"thresholds": thresholds((None, "green"), (1, "orange"))},
         options=legend_options("lastNotNull", "max")))
     panels.append(panel(
         layout, "timeseries", "Poll duration",
@@ -470,14 +532,18 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         defaults=timeseries_defaults("reqps", stack=True), options=legend_options("mean", "max")))
     panels.append(panel(
         layout, "timeseries", "ARM throttling",
-        "HTTP 429 answers per second, and the share of time the exporter waited for its own ARM read budget "
-        "(right axis). Sustained 429s for 15 minutes raise AzureStandbyPoolExporterThrottled.",
+        "HTTP 429 answers per second, the share of time the exporter waited for its own ARM read budget "
+        "(right axis), and paging nextLinks refused because they left the ARM endpoint. Sustained 429s for "
+        "15 minutes raise AzureStandbyPoolExporterThrottled.",
         [
             target("A", f"sum by (subscription_id) (rate(azure_standby_pool_arm_throttled_total{{{SUB}}}[$__rate_interval]))",
                    "429/s {{subscription_id}}"),
             target("B", "sum by (subscription_id) "
                         f"(rate(azure_standby_pool_arm_budget_wait_seconds_total{{{SUB}}}[$__rate_interval]))",
                    "budget wait {{subscription_id}}"),
+            target("C", "sum by (subscription_id) "
+                        f"(rate(azure_standby_pool_arm_next_links_refused_total{{{SUB}}}[$__rate_interval]))",
+                   "nextLinks refused/s {{subscription_id}}"),
         ], 8, 8,
         defaults=timeseries_defaults("reqps"),
         overrides=[by_ref("B", unit="percentunit", **{"custom.axisPlacement": "right"})],
@@ -485,9 +551,15 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
     panels.append(panel(
         layout, "timeseries", "Remaining ARM reads",
         "The last x-ms-ratelimit-remaining-subscription-reads ARM returned to the exporter, per subscription: "
-        "the read budget left for this identity, shared with every other tool using it.",
-        [target("A", f"min by (subscription_id) (azure_standby_pool_arm_ratelimit_remaining_reads{{{SUB}}})",
-                "{{subscription_id}}")], 8, 8,
+        "the read budget left for this identity, shared with every other tool using it; and the last "
+        "...-global-reads: the budget left for the whole subscription, all identities together.",
+        [
+            target("A", f"min by (subscription_id) (azure_standby_pool_arm_ratelimit_remaining_reads{{{SUB}}})",
+                   "this identity {{subscription_id}}"),
+            target("B", "min by (subscription_id) "
+                        f"(azure_standby_pool_arm_ratelimit_remaining_global_reads{{{SUB}}})",
+                   "whole subscription {{subscription_id}}"),
+        ], 8, 8,
         defaults=timeseries_defaults() | {"thresholds": thresholds((None, "red"), (25, "green"))},
         options=legend_options("lastNotNull", "min")))
     panels.append(panel(

@@ -3,6 +3,8 @@
 
     python deploy/kubernetes/generate_prometheusrule.py          # rewrite prometheusrule.yaml
     python deploy/kubernetes/generate_prometheusrule.py --check  # exit 1 if it is out of date
+    python deploy/kubernetes/generate_prometheusrule.py --job my-job --output - > rule.yaml
+                                   # the rules for a scrape job not named azure-standby-pool-exporter
 
 tests/assets/test_kubernetes.py fails when the committed file differs from what this script writes.
 Needs PyYAML (a dependency of the exporter).
@@ -19,6 +21,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parents[1] / "prometheus" / "alerts.yaml"
 OUTPUT = HERE / "prometheusrule.yaml"
+JOB = "azure-standby-pool-exporter"
+JOB_MATCHER = 'job="{}"'
 
 HEADER = """\
 # GENERATED from prometheus/alerts.yaml by deploy/kubernetes/generate_prometheusrule.py: do not edit,
@@ -51,8 +55,13 @@ def _groups_text(source: str) -> str:
     return "".join(f"  {line}\n" if line.strip() else "\n" for line in lines[first:]).rstrip("\n") + "\n"
 
 
-def render() -> str:
+def render(job: str = JOB) -> str:
+    """The PrometheusRule; ``job`` replaces the job matcher every selector of the rules carries."""
     source = SOURCE.read_text(encoding="utf-8")
+    if job != JOB:
+        if not job or '"' in job or "\\" in job:
+            raise ValueError(f"not a job name: {job!r}")
+        source = source.replace(JOB_MATCHER.format(JOB), JOB_MATCHER.format(job))
     parsed = yaml.safe_load(source)
     if set(parsed) != {"groups"}:
         raise SystemExit(f"{SOURCE}: only a top-level 'groups' key can be carried into a PrometheusRule")
@@ -67,15 +76,20 @@ def render() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if prometheusrule.yaml is out of date")
+    parser.add_argument("--job", default=JOB, help=f"the exporter's scrape job name (default {JOB})")
+    parser.add_argument("--output", default=str(OUTPUT), help="file to write, - for standard output")
     args = parser.parse_args(argv)
-    text = render()
+    text = render(args.job)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
     if args.check:
         if not OUTPUT.exists() or OUTPUT.read_text(encoding="utf-8") != text:
             print(f"{OUTPUT} is out of date: run python {Path(__file__).name}", file=sys.stderr)
             return 1
         return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    Path(args.output).write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}")
     return 0
 
 

@@ -142,7 +142,7 @@ class ArmApi:
         if isinstance(pool, ContainerGroupPool):
             return shapes.container_group_pool(pool, api_version, self._sim.wall)
         assert isinstance(pool, VirtualMachinePool)
-        return shapes.virtual_machine_pool(pool, self._sim.wall)
+        return shapes.virtual_machine_pool(pool, api_version, self._sim.wall)
 
     def _page(self, items: list[tuple[str, _T]], render: Callable[[_T], dict[str, Any]], path: str,
               query: Mapping[str, str], base_url: str) -> Reply:

@@ -19,6 +19,9 @@ def build_demo(cls: type[Simulator], seed: int) -> Simulator:
                                  tags={"app": "web"})
     sim.add_container_group_pool(DEMO_SUBSCRIPTION, web, "api-pool", max_ready_capacity=8, running=5, creating=3,
                                  forecast=True, tags={"app": "api"})
+    # Dynamic sizing: Azure keeps the forecast's demand ready, well below max ready capacity.
+    sim.add_container_group_pool(DEMO_SUBSCRIPTION, batch, "jobs-pool", max_ready_capacity=20, running=8,
+                                 dynamic_sizing=True, tags={"app": "jobs"})
     flaky = sim.add_container_group_pool(DEMO_SUBSCRIPTION, batch, "batch-pool", location="northeurope",
                                          max_ready_capacity=6, running=4)
     flaky.flaky_health = True

@@ -36,6 +36,7 @@ class Pool:
     health: str | None
     forecast: bool
     forecast_style: int
+    dynamic_sizing: bool  # elasticityProfile.dynamicSizing.enabled: the ready target follows the forecast
     refill: bool
     tags: dict[str, str] | None
     created_at: float

@@ -75,7 +75,7 @@ def container_group_pool(pool: ContainerGroupPool, api_version: str, wall: Wall)
     group_scope = f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}/providers"
     elasticity: Json = {"maxReadyCapacity": pool.max_ready_capacity, "refillPolicy": "always"}
     if since(api_version, "2025-10-01"):
-        elasticity["dynamicSizing"] = {"enabled": pool.forecast}
+        elasticity["dynamicSizing"] = {"enabled": pool.dynamic_sizing}
     properties: Json = {
         "elasticityProfile": elasticity,
         "containerGroupProperties": {
@@ -92,11 +92,13 @@ def container_group_pool(pool: ContainerGroupPool, api_version: str, wall: Wall)
     return _tracked(pool, properties, wall)
 
 
-def virtual_machine_pool(pool: VirtualMachinePool, wall: Wall) -> Json:
+def virtual_machine_pool(pool: VirtualMachinePool, api_version: str, wall: Wall) -> Json:
     """GET .../standbyVirtualMachinePools/{pool}."""
     elasticity: Json = {"maxReadyCapacity": pool.max_ready_capacity}
     if pool.min_ready_capacity is not None:
         elasticity["minReadyCapacity"] = pool.min_ready_capacity
+    if since(api_version, "2025-10-01"):
+        elasticity["dynamicSizing"] = {"enabled": pool.dynamic_sizing}
     return _tracked(pool, {
         "elasticityProfile": elasticity,
         "virtualMachineState": pool.virtual_machine_state,
@@ -131,14 +133,30 @@ def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool)
             "type": f"{STANDBY}/{pool.resource_type}/runtimeViews", "properties": properties}
 
 
+def _demand_wave(hour: int) -> float:
+    """The share of max ready capacity requested per hour: a daily wave between 0.2 and 0.9."""
+    return 0.55 + 0.35 * math.sin(2 * math.pi * hour / 24)
+
+
+def ready_target(pool: Pool, now_wall: float) -> int:
+    """How many instances Azure keeps ready or on their way: max ready capacity, or with dynamic sizing
+    the forecast demand of the current hour (at least 1, at most max ready capacity)."""
+    if not pool.dynamic_sizing:
+        return pool.max_ready_capacity
+    wanted = round(pool.max_ready_capacity * _demand_wave(int(now_wall // 3600)))
+    return min(pool.max_ready_capacity, max(1, wanted))
+
+
 def prediction(pool: Pool, now_wall: float) -> Json:
-    """A 12-hour forecast starting at the next full hour; forecastInfo in one of two key styles."""
+    """A 12-hour forecast starting at the next full hour, and the 12 hours before it as recent history
+    (chronological: the last element is the hour right before the forecast starts); forecastInfo in one of
+    two key styles: camelCase with the history as a JSON string (Microsoft's REST examples), PascalCase
+    with an array (Microsoft's prediction article)."""
     start_hour = int(now_wall // 3600) + 1
     rng = random.Random(f"{pool.name.lower()}/{start_hour}")
 
     def demand(hour: int) -> int:
-        wave = 0.55 + 0.35 * math.sin(2 * math.pi * hour / 24)
-        return max(0, round(pool.max_ready_capacity * wave) + rng.randint(-1, 1))
+        return max(0, round(pool.max_ready_capacity * _demand_wave(hour)) + rng.randint(-1, 1))
 
     values = [demand(start_hour + i) for i in range(12)]
     history = [demand(start_hour - 12 + i) for i in range(12)]

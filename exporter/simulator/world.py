@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
+from . import shapes
 from .access import ReadThrottle, TokenIssuer
 from .entities import (
     POOL_RESOURCE_TYPES,
@@ -39,6 +40,7 @@ class _PoolFields(TypedDict):
     health: str | None
     forecast: bool
     forecast_style: int
+    dynamic_sizing: bool
     refill: bool
     tags: dict[str, str] | None
     created_at: float
@@ -133,17 +135,22 @@ class Simulator:
         provisioning_state: str = "Succeeded",
         refill: bool = True,
         tags: dict[str, str] | None = None,
+        dynamic_sizing: bool = False,
     ) -> ContainerGroupPool:
-        """Add a container group pool with ``running`` ready members (None: full) and ``creating`` new ones."""
+        """Add a container group pool with ``running`` ready members (None: its ready target) and ``creating`` new ones.
+
+        ``dynamic_sizing``: served from api-version 2025-10-01 on; the pool then has a forecast, and Azure
+        refills it only up to the forecast's demand for the current hour (below max ready capacity).
+        """
         with self.lock:
             pool = ContainerGroupPool(
                 **self._pool_fields(subscription_id, resource_group, name, location, max_ready_capacity,
-                                    zones, health, forecast, refill, tags),
+                                    zones, health, forecast, refill, tags, dynamic_sizing),
                 provisioning_state=provisioning_state,
             )
             self._add_pool(pool)
             now = self.clock()
-            for _ in range(max_ready_capacity if running is None else running):
+            for _ in range(shapes.ready_target(pool, self.wall(now)) if running is None else running):
                 self._new_container_group(pool, now, ready=True)
             for _ in range(creating):
                 self._new_container_group(pool, now)
@@ -184,21 +191,23 @@ class Simulator:
         scale_set_name: str = "myScaleSet",
         refill: bool = True,
         tags: dict[str, str] | None = None,
+        dynamic_sizing: bool = False,
     ) -> VirtualMachinePool:
-        """Add a VM pool with ``running`` ready VMs (in ``virtual_machine_state``; None: full)."""
+        """Add a VM pool with ``running`` ready VMs (in ``virtual_machine_state``; None: full);
+        ``dynamic_sizing`` as for :meth:`add_container_group_pool`."""
         if virtual_machine_state not in VM_TRANSITION:
             raise ValueError(f"virtual_machine_state must be one of {sorted(VM_TRANSITION)}")
         with self.lock:
             pool = VirtualMachinePool(
                 **self._pool_fields(subscription_id, resource_group, name, location, max_ready_capacity,
-                                    zones, health, forecast, refill, tags),
+                                    zones, health, forecast, refill, tags, dynamic_sizing),
                 min_ready_capacity=min_ready_capacity,
                 virtual_machine_state=virtual_machine_state,
                 scale_set_name=scale_set_name,
             )
             self._add_pool(pool)
             now = self.clock()
-            for _ in range(max_ready_capacity if running is None else running):
+            for _ in range(shapes.ready_target(pool, self.wall(now)) if running is None else running):
                 self._new_virtual_machine(pool, now, ready=True)
             return pool
 
@@ -336,13 +345,16 @@ class Simulator:
     def _pool_fields(
         self, subscription_id: str, resource_group: str, name: str, location: str, max_ready_capacity: int,
         zones: list[str] | None, health: str | None, forecast: bool, refill: bool, tags: dict[str, str] | None,
+        dynamic_sizing: bool,
     ) -> _PoolFields:
+        forecast = forecast or dynamic_sizing  # dynamic sizing follows Azure's forecast
         style = self._forecast_pools % 2
         self._forecast_pools += int(forecast)
         return _PoolFields(
             subscription_id=subscription_id.lower(), resource_group=resource_group, name=name, location=location,
             max_ready_capacity=max_ready_capacity, zones=list(zones) if zones else None, health=health,
-            forecast=forecast, forecast_style=style, refill=refill, tags=tags, created_at=self.clock(),
+            forecast=forecast, forecast_style=style, dynamic_sizing=dynamic_sizing, refill=refill, tags=tags,
+            created_at=self.clock(),
         )
 
     def _add_pool(self, pool: Pool) -> None:
@@ -452,11 +464,12 @@ class Simulator:
         return [vm.name for vm in chosen_vms]
 
     def _refill(self, pool: Pool, now: float) -> None:
+        target = shapes.ready_target(pool, self.wall(now))
         if isinstance(pool, ContainerGroupPool):
             live = sum(1 for group in pool.members.values() if group.phase != "Deleting")
-            for _ in range(pool.max_ready_capacity - live):
+            for _ in range(target - live):
                 self._new_container_group(pool, now)
         elif isinstance(pool, VirtualMachinePool):
             live = sum(1 for vm in pool.members.values() if vm.state != "Deleting")
-            for _ in range(pool.max_ready_capacity - live):
+            for _ in range(target - live):
                 self._new_virtual_machine(pool, now)

@@ -35,6 +35,7 @@ _TOKEN = re.compile(
     (?P<ws>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
   | (?P<range>\[[^\]]*\])
+  | (?P<duration>\d+(?:ms|[smhdwy])(?![a-zA-Z0-9_:]))
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
   | (?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=,(){}])
@@ -143,8 +144,13 @@ class ContractMetric:
 
 
 def contract() -> dict[str, ContractMetric]:
+    """The metric contract, generated from the catalogue (docs/generate_metrics.py)."""
+    return read_contract(CONTRACT_FILE)
+
+
+def read_contract(path: Path) -> dict[str, ContractMetric]:
     metrics: dict[str, ContractMetric] = {}
-    for line in CONTRACT_FILE.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

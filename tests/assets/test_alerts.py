@@ -34,7 +34,17 @@ REQUIRED = {
     "exporter data stale": ("AzureStandbyPoolExporterDataStale", "warning"),
     "ARM throttling the exporter": ("AzureStandbyPoolExporterThrottled", "warning"),
     "exporter absent": ("AzureStandbyPoolExporterAbsent", "critical"),
+    "pool predicted to run dry": ("AzureStandbyPoolDepletionPredicted", "warning"),
+    "exporter target down": ("AzureStandbyPoolExporterDown", "critical"),
+    "exporter shard lost": ("AzureStandbyPoolExporterShardsMissing", "critical"),
+    "exporter shard counts disagree": ("AzureStandbyPoolExporterShardingMismatch", "critical"),
+    "member list failing": ("AzureStandbyPoolExporterMemberListFailing", "warning"),
+    "member reads failing persistently": ("AzureStandbyPoolExporterMemberReadsFailing", "warning"),
+    "pool resource stale": ("AzureStandbyPoolExporterResourceStale", "warning"),
 }
+JOB_MATCHER = ("job", "=", "azure-standby-pool-exporter")
+# Prometheus' own series the rules may use, with their labels.
+PROMETHEUS_SERIES = {"up": TARGET_LABELS}
 
 
 def load_rules(path: Path = ALERTS_FILE) -> list[dict]:
@@ -59,7 +69,7 @@ def run(cmd: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_check_rules(promtool: str) -> None:
-    result = run([promtool, "check", "rules", str(ALERTS_FILE)])
+    result = run([promtool, "check", "rules", "--lint=all", "--lint-fatal", str(ALERTS_FILE)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(load_rules())} rules found" in result.stdout
 
@@ -107,14 +117,17 @@ def test_every_alert_is_complete() -> None:
 def _output_labels(rule: dict) -> set[str] | None:
     """Labels of the alert's series, as far as the expression's outer aggregation tells."""
     expr = rule["expr"]
-    match = re.match(r"\s*\(?\s*(?:sum|max|min|count) by \(([^)]*)\)", expr)
+    match = re.match(r"\s*(?:\(\s*)*(?:sum|max|min|count) by \(([^)]*)\)", expr)
     if match:
         return {label.strip() for label in match.group(1).split(",")}
-    if expr.strip().startswith("absent("):
-        return set()
+    if re.match(r"\s*(absent|stdvar)\(|\s*[\d\s^]+max\(", expr):
+        return set()  # absent(...), stdvar(...), 2 ^ max(...) - ...: no labels
     metrics = {s.metric for s in selectors(expr)}
     if len(metrics) == 1:
-        return set(contract()[metrics.pop()].labels) | TARGET_LABELS
+        metric = metrics.pop()
+        if metric in PROMETHEUS_SERIES:
+            return set(PROMETHEUS_SERIES[metric])
+        return set(contract()[metric].labels) | TARGET_LABELS
     return None
 
 
@@ -161,14 +174,42 @@ def test_runbook_urls_point_at_a_runbook_section() -> None:
 
 
 def test_alert_metrics_are_in_the_contract_with_their_labels() -> None:
-    metrics = contract()
+    metrics = {name: m.labels | TARGET_LABELS for name, m in contract().items()} | PROMETHEUS_SERIES
     for name, rule in alerts().items():
         found = selectors(rule["expr"])
         assert found, name
         for sel in found:
             assert sel.metric in metrics, f"{name}: {sel.metric} is not an exporter metric"
             for label, _, _ in sel.matchers:
-                assert label in metrics[sel.metric].labels, f"{name}: {sel.metric} has no label {label}"
+                assert label in metrics[sel.metric], f"{name}: {sel.metric} has no label {label}"
+
+
+def test_every_selector_names_the_exporter_job_the_one_thing_users_edit() -> None:
+    """The job selector is how the rules tell this exporter's series from any other's; it is the one
+    edit the header of alerts.yaml documents, so every selector must carry exactly that matcher."""
+    text = ALERTS_FILE.read_text(encoding="utf-8")
+    assert 'THE ONE THING TO EDIT: every selector carries job="azure-standby-pool-exporter"' in text
+    for name, rule in alerts().items():
+        for sel in selectors(rule["expr"]):
+            assert JOB_MATCHER in sel.matchers, f"{name}: {sel.metric} has no {JOB_MATCHER} matcher"
+
+
+def test_depletion_rules_do_not_need_the_pool_resource() -> None:
+    """Capacity series may be missing while the runtime view is fresh: rules that page on an empty or
+    emptying pool may only leave out pools whose capacity IS 0 (`unless ... == 0`), never require it.
+    (prometheus/tests/pools_test.yaml shows them firing without any capacity series.)"""
+    for name in ("AzureStandbyPoolDepleted", "AzureStandbyPoolDepletionPredicted"):
+        expr = alerts()[name]["expr"]
+        head, _, tail = expr.rpartition("unless on")
+        assert re.fullmatch(r"\s*\([^)]*\)\s*\(\s*max by \([^)]*\) \(\s*azure_standby_pool_max_ready_capacity\{[^}]*\}"
+                            r"\s*\) == 0\s*\)\s*", tail), f"{name}: {tail}"
+        assert "max_ready_capacity" not in head, f"{name} must not require capacity series"
+
+
+def test_low_leaves_out_dynamically_sized_pools() -> None:
+    expr = alerts()["AzureStandbyPoolLow"]["expr"]
+    assert re.search(r"unless on \([^)]*\)\s*\(\s*max by \([^)]*\) \(\s*azure_standby_pool_dynamic_sizing_enabled"
+                     r"\{[^}]*\}\s*\) == 1\s*\)\s*$", expr), expr
 
 
 def _mutated_run(promtool: str, tmp_path: Path, name: str, mutate) -> subprocess.CompletedProcess[str]:
@@ -200,3 +241,5 @@ def test_unit_tests_catch_an_alert_that_never_fires(promtool: str, tmp_path: Pat
     result = _mutated_run(promtool, tmp_path, name, lambda rule: rule.update(expr="vector(1) > 2"))
     assert result.returncode != 0, f"{name} never firing went unnoticed"
     assert f"alertname: {name}," in result.stdout + result.stderr
+
+

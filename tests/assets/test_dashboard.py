@@ -34,6 +34,8 @@ EXPORTER_WIDE = {
     "azure_standby_pool_web_tls_handshake_failures_total",
     "azure_standby_pool_web_auth_throttled_total",
     "azure_standby_pool_web_connections_closed_total",
+    "azure_standby_pool_exporter_total_shards",
+    "azure_standby_pool_exporter_shard_ordinal",
 }
 # Grafana's own interval variables, replaced by values when a query is checked.
 GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__interval": "1m", "$__range": "1h"}
@@ -189,10 +191,10 @@ def test_rows_and_panels_the_issue_lists() -> None:
     assert {"Pools up", "Pools depleted", "Lowest ready ratio"} <= _titles(found["Overview"])
     pool_row = next(p for p in dashboard["panels"] if p["title"] == "Pool $pool")
     assert pool_row["repeat"] == "pool", "one row per selected pool"
-    assert {"Ready instances vs capacity", "Instances by state", "Members by provisioning state", "Member readiness",
-            "Health and provisioning state", "Forecast vs capacity"} <= _titles(found["Pool $pool"])
-    assert {"Up per pool", "Age of the last successful poll", "Poll duration", "ARM requests by code",
-            "ARM throttling", "Remaining ARM reads"} <= _titles(found["Exporter"])
+    assert {"Ready instances vs capacity", "Time to empty", "Instances by state", "Members by provisioning state",
+            "Member readiness", "Health and provisioning state", "Forecast vs capacity"} <= _titles(found["Pool $pool"])
+    assert {"Up per pool", "Age of the last successful poll", "Pool resource and members", "Member read failures",
+            "Poll duration", "ARM requests by code", "ARM throttling", "Remaining ARM reads"} <= _titles(found["Exporter"])
 
     by_title = {p["title"]: p for p in all_panels(dashboard)}
     ready = by_title["Ready instances vs capacity"]
@@ -206,7 +208,27 @@ def test_rows_and_panels_the_issue_lists() -> None:
     assert by_title["Health and provisioning state"]["type"] == "state-timeline"
     assert "azure_standby_pool_health_state" in by_title["Health and provisioning state"]["targets"][0]["expr"]
     forecast = {s.metric for t in by_title["Forecast vs capacity"]["targets"] for s in selectors(t["expr"])}
-    assert forecast == {"azure_standby_pool_forecast_instances_requested", "azure_standby_pool_max_ready_capacity"}
+    assert forecast == {"azure_standby_pool_forecast_instances_requested", "azure_standby_pool_max_ready_capacity",
+                        "azure_standby_pool_recent_instances_requested"}
+    parts = {s.metric for t in by_title["Pool resource and members"]["targets"] for s in selectors(t["expr"])}
+    assert parts == {"azure_standby_pool_resource_up", "azure_standby_pool_members_up"}
+    assert {s.metric for t in by_title["Remaining ARM reads"]["targets"] for s in selectors(t["expr"])} == {
+        "azure_standby_pool_arm_ratelimit_remaining_reads", "azure_standby_pool_arm_ratelimit_remaining_global_reads"}
+
+
+def test_time_to_empty_is_next_to_ready_vs_capacity_and_is_the_alerts_signal() -> None:
+    """The predictive signal sits right of "Ready instances vs capacity", on the same line, and its query is
+    the left-hand side of AzureStandbyPoolDepletionPredicted (what the alert compares with 3600 s)."""
+    dashboard = load()
+    by_title = {p["title"]: p for p in all_panels(dashboard)}
+    ready, tte = by_title["Ready instances vs capacity"]["gridPos"], by_title["Time to empty"]["gridPos"]
+    assert tte["y"] == ready["y"] and tte["x"] == ready["x"] + ready["w"]
+    query = by_title["Time to empty"]["targets"][0]["expr"]
+    assert "deriv(" in query and "[30m:1m]" in query
+    rule = next(r for g in yaml.safe_load((REPO / "prometheus" / "alerts.yaml").read_text())["groups"]
+                for r in g["rules"] if r["alert"] == "AzureStandbyPoolDepletionPredicted")
+    strip = lambda text: re.sub(r"\s+|\{[^}]*\}", "", text)  # noqa: E731 - whitespace and matchers aside
+    assert strip(query) in strip(rule["expr"]) and "< 3600" in rule["expr"]
     assert "code" in by_title["ARM requests by code"]["targets"][0]["expr"]
 
 
@@ -222,7 +244,7 @@ def test_layout_ids_unique_and_no_overlap() -> None:
             for y in range(pos["y"], pos["y"] + pos["h"]):
                 assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
                 cells[(x, y)] = panel["title"]
-    for panel, target in targets(load()):
+    for panel, _target in targets(load()):
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
 

@@ -29,7 +29,7 @@ def manifests() -> dict[str, list[dict[str, Any]]]:
 
 def by_kind() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for name, docs in manifests().items():
+    for docs in manifests().values():
         for doc in docs:
             if doc["kind"] != "Kustomization":
                 assert doc["kind"] not in out, f"two {doc['kind']} objects"
@@ -69,6 +69,23 @@ def test_generator_check_mode_detects_drift(tmp_path: Path) -> None:
     drift = subprocess.run([sys.executable, str(work / "generate_prometheusrule.py"), "--check"],
                            capture_output=True, text=True)
     assert drift.returncode == 1
+
+
+def test_generator_job_flag_replaces_the_job_matcher_and_nothing_else() -> None:
+    script = K8S / "generate_prometheusrule.py"
+    out = subprocess.run([sys.executable, str(script), "--job", "standby-pools", "--output", "-"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    custom = yaml.safe_load(out.stdout)["spec"]["groups"]
+    default = by_kind()["PrometheusRule"]["spec"]["groups"]
+    assert 'job="azure-standby-pool-exporter"' not in out.stdout
+    changed = 0
+    for group, original in zip(custom, default, strict=True):
+        for rule, before in zip(group["rules"], original["rules"], strict=True):
+            assert rule["expr"] == before["expr"].replace('job="azure-standby-pool-exporter"', 'job="standby-pools"')
+            changed += rule["expr"] != before["expr"]
+            assert {k: v for k, v in rule.items() if k != "expr"} == {k: v for k, v in before.items() if k != "expr"}
+    assert changed == sum(len(g["rules"]) for g in default), "every rule selects by job"
 
 
 def test_every_manifest_parses_and_kustomization_lists_them() -> None:

@@ -54,6 +54,10 @@ CONFIGURED = [
 DISCOVERED = (SUB2, "rg-disc", "cg-found", "container_group")
 DRAIN = CONFIGURED[1]
 TEST_BUDGET = 60.0  # seconds for the whole test, startup included
+# Queries that need ready instances falling over minutes (a 30-minute trend at one point a minute), which
+# this one-minute test cannot produce: they must parse here; tests/assets/test_scenarios.py and the
+# promtool unit tests evaluate the same expression (AzureStandbyPoolDepletionPredicted) over hours.
+NEEDS_A_FALLING_POOL = frozenset({"Time to empty / A", "Pools / F"})
 
 
 def free_port() -> int:
@@ -267,9 +271,14 @@ def test_every_dashboard_query_parses_and_returns_data(stack: Stack) -> None:
                for panel, target in targets(dashboard)]
     annotations = [(f"annotation {a['name']}", fill(a["expr"], values))
                    for a in dashboard["annotations"]["list"] if "expr" in a]
-    for name, expr in annotations:
+    for _name, expr in annotations:
         stack.query(expr)  # parses (api() asserts status success); it has data only while an alert fires
     assert len(queries) >= 30
+    for name, expr, _ in queries:
+        if name in NEEDS_A_FALLING_POOL:
+            stack.query(expr)
+    assert NEEDS_A_FALLING_POOL <= {name for name, _, _ in queries}, "an exemption names no dashboard query"
+    queries = [(name, expr, instant) for name, expr, instant in queries if name not in NEEDS_A_FALLING_POOL]
 
     empty: dict[str, str] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,12 +78,14 @@ def vm_pool_with_forecast() -> PoolStatus:
         resource_up=True,
         members_up=True,
         data=PoolData(
-            pool=model.Pool("vmpool", "eastus", "Succeeded", 3, min_ready_capacity=1, virtual_machine_state="Deallocated", scale_set="vmss-web"),
+            pool=model.Pool("vmpool", "eastus", "Succeeded", 3, min_ready_capacity=1, virtual_machine_state="Deallocated", scale_set="vmss-web",
+                            dynamic_sizing=True),
             runtime=model.RuntimeView(
                 tuple(model.InstanceCount("", state, 2 if state == "Deallocated" else 0) for state in model.VIRTUAL_MACHINE_POOL_STATES),
                 "Succeeded",
                 "degraded",
-                model.Forecast(instances_requested=(1, 2, 3), start_timestamp=1_764_104_400.0, interval_seconds=3600.0, accuracy_ratio=0.85),
+                model.Forecast(instances_requested=(1, 2, 3), start_timestamp=1_764_104_400.0, interval_seconds=3600.0, accuracy_ratio=0.85,
+                               recent_instances_requested=(4, 5, 6)),
             ),
             members=(
                 model.Member("vm-a", "Succeeded", "deallocated", True, in_pool=True),
@@ -200,9 +203,15 @@ def test_each_part_is_published_on_its_own() -> None:
         assert "azure_standby_pool_" + gone not in families
 
 
+NOT_FROM_ARM = {  # facts of the process itself, not cached ARM values
+    "azure_standby_pool_exporter_build_info", "azure_standby_pool_exporter_total_shards",
+    "azure_standby_pool_exporter_shard_ordinal",
+}
+
+
 def test_help_says_values_are_cached_and_how_often() -> None:
     for family in text_string_to_metric_families(render(snapshot(healthy_zonal()))):
-        if family.name != "azure_standby_pool_exporter_build_info":
+        if family.name not in NOT_FROM_ARM:
             assert "Cached: refreshed every 60s" in family.documentation, family.name
 
 
@@ -222,3 +231,23 @@ def test_counters_end_in_total_and_gauges_do_not() -> None:
 def test_golden_files_pass_promtool(promtool: str, golden: str) -> None:
     result = promtool_check_metrics(promtool, (GOLDEN / golden).read_text())
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+def test_shard_metrics_as_kube_state_metrics_publishes_them() -> None:
+    sharded = replace(snapshot(healthy_zonal()), shard_index=2, shard_count=3)
+    text = render(sharded, "exporter_total_shards", "exporter_shard_ordinal")
+    assert "azure_standby_pool_exporter_total_shards 3.0" in text
+    assert 'azure_standby_pool_exporter_shard_ordinal{shard_ordinal="2"} 2.0' in text
+    unsharded = render(snapshot(healthy_zonal()), "exporter_total_shards", "exporter_shard_ordinal")
+    assert "azure_standby_pool_exporter_total_shards 1.0" in unsharded
+    assert 'azure_standby_pool_exporter_shard_ordinal{shard_ordinal="0"} 0.0' in unsharded
+
+
+def test_recent_demand_counts_back_from_the_forecast_start() -> None:
+    assert values(snapshot(vm_pool_with_forecast()), "recent_instances_requested", "step") == {"1": 6, "2": 5, "3": 4}
+    assert values(snapshot(healthy_zonal()), "recent_instances_requested", "step") == {}
+
+
+def test_dynamic_sizing_is_published_for_every_pool_with_its_resource() -> None:
+    found = values(snapshot(healthy_zonal(), vm_pool_with_forecast(), stale_failed()), "dynamic_sizing_enabled", "pool")
+    assert found == {"web": 0, "vmpool": 1}

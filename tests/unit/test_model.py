@@ -150,7 +150,7 @@ def test_canonical(value: str, expected: str) -> None:
         ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss")),
         ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss")),
         ("cg_pool_2025-03-01.json", model.Pool("testCGPool", "westus", "Succeeded", 688)),
-        ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688)),
+        ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688, dynamic_sizing=True)),
         ("cg_pool_2026-04-01.json", model.Pool("testCGPool", "westus", "Canceled", 0)),
     ],
 )
@@ -184,11 +184,11 @@ def test_vm_runtime_view_zonal_lower_case() -> None:
     [
         (
             "runtime_view_2025-10-01_forecast.json",
-            model.Forecast((4, 5, 6, 7, 8, 9, 10, 9, 8, 7, 6, 5), 1_795_636_800.0, 3600.0, 0.85),
+            model.Forecast((4, 5, 6, 7, 8, 9, 10, 9, 8, 7, 6, 5), 1_795_636_800.0, 3600.0, 0.85, (9, 4, 3)),
         ),
         (
             "vm_runtime_view_2026-04-01_forecast.json",
-            model.Forecast((3, 3, 4, 5, 6, 7, 8, 7, 6, 5, 4, 3), 1_775_116_800.123456, 1800.0, 0.9),
+            model.Forecast((3, 3, 4, 5, 6, 7, 8, 7, 6, 5, 4, 3), 1_775_116_800.123456, 1800.0, 0.9, (2, 3, 4)),
         ),
     ],
 )
@@ -199,6 +199,8 @@ def test_forecast_in_both_key_styles(fixture: str, expected: model.Forecast) -> 
     assert forecast.instances_requested == expected.instances_requested
     assert forecast.start_timestamp == pytest.approx(expected.start_timestamp)
     assert (forecast.interval_seconds, forecast.accuracy_ratio) == (expected.interval_seconds, expected.accuracy_ratio)
+    # camelCase: the history is a JSON string inside the forecastInfo JSON string; PascalCase: an array.
+    assert forecast.recent_instances_requested == expected.recent_instances_requested
 
 
 @pytest.mark.parametrize(
@@ -219,6 +221,59 @@ def test_forecast_in_both_key_styles(fixture: str, expected: model.Forecast) -> 
 )
 def test_forecast_is_read_leniently(prediction: object, expected: model.Forecast | None) -> None:
     assert model.parse_forecast(prediction) == expected
+
+
+def _history(value: object, key: str = "instancesRequestedCount_recentHistory") -> tuple[float, ...]:
+    forecast = model.parse_forecast({"forecastValues": {"instancesRequestedCount": [1]},
+                                     "forecastInfo": json.dumps({key: value})})
+    assert forecast is not None and forecast.instances_requested == (1,)
+    return forecast.recent_instances_requested
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[9, 4, 3]", (9, 4, 3)),  # Microsoft's REST examples: a JSON string
+        ([9, 4, 3], (9, 4, 3)),  # an array where the examples have a string
+        ("[]", ()),
+        (list(range(30)), tuple(range(18, 30))),  # the 12 most recent (the end of the array) are kept
+        ("[1, 2", ()),  # not JSON
+        ('"[1, 2]"', ()),  # a string in a string in a string
+        ([1, -2, 3], ()),  # not a count: all or nothing
+        ([1, "2"], ()),
+        ([1, None], ()),
+        ([1, True], ()),
+        ({"a": 1}, ()),
+        (7, ()),
+        ([1.5, 2], (1.5, 2)),
+    ],
+)
+def test_recent_history_is_read_leniently(value: object, expected: tuple[float, ...]) -> None:
+    assert _history(value) == expected
+
+
+def test_recent_history_in_both_key_styles_and_none_without_it() -> None:
+    assert _history([5, 6], "InstancesRequestedCountRecentHistory") == (5, 6)
+    assert _history("[5, 6]", "instancesrequestedcount_recenthistory") == (5, 6)
+    assert _history([5, 6], "somethingElse") == ()
+
+
+@pytest.mark.parametrize(
+    ("elasticity", "expected"),
+    [
+        ({"maxReadyCapacity": 3, "dynamicSizing": {"enabled": True}}, True),
+        ({"maxReadyCapacity": 3, "dynamicSizing": {"enabled": False}}, False),
+        ({"maxReadyCapacity": 3}, False),  # api-versions before 2025-10-01
+        ({"maxReadyCapacity": 3, "dynamicSizing": {"enabled": "true"}}, False),  # only JSON true is true
+        ({"maxReadyCapacity": 3, "dynamicSizing": True}, False),
+        ({"maxReadyCapacity": 3, "dynamicSizing": None}, False),
+    ],
+)
+def test_dynamic_sizing_of_both_kinds(elasticity: dict[str, Any], expected: bool) -> None:
+    for properties in ({"provisioningState": "Succeeded"},
+                       {"provisioningState": "Succeeded", "virtualMachineState": "Deallocated"}):
+        body = {"name": "p", "location": "eastus", "properties": {**properties, "elasticityProfile": elasticity}}
+        assert model.parse_pool(body).dynamic_sizing is expected
 
 
 def test_virtual_machine_ref() -> None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from exporter.simulator import Fault, Simulator, SimulatorServer
+from exporter.simulator import Fault, Simulator, SimulatorServer, shapes
 from tests.support.fakes import FakeClock
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -528,7 +528,10 @@ def test_demo_world() -> None:
     with SimulatorServer(sim) as server:
         arm = Arm(server)
         pools = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + CG, NEW)
-        assert len(pools) == 3
+        assert len(pools) == 4
+        dynamic = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + CG, "2025-10-01")
+        assert [p["name"] for p in dynamic if p["properties"]["elasticityProfile"]["dynamicSizing"]["enabled"]] == [
+            "jobs-pool"], "the demo has one dynamically sized pool"
         vm_pools = arm.walk("/subscriptions/00000000-0000-0000-0000-000000000000/providers/" + VMP, NEW)
         assert len(vm_pools) == 2
         assert any(pool["properties"].get("zones") == ["1", "2", "3"] for pool in pools)
@@ -558,7 +561,7 @@ def test_command_line_serves_the_demo() -> None:
         url = lines["ARM_ENDPOINT"]
         listed = requests.get(f"{url}/subscriptions/00000000-0000-0000-0000-000000000000/providers/{CG}",
                               params={"api-version": NEW}, headers={"Authorization": "Bearer " + reply.json()["access_token"]})
-        assert len(listed.json()["value"]) == 3
+        assert len(listed.json()["value"]) == 4  # the demo's container group pools
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
@@ -679,3 +682,38 @@ def test_a_fault_match_ending_in_dollar_hits_only_paths_ending_so() -> None:
     assert not fault.applies_to("/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web", False)
     assert not fault.applies_to(
         "/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web/runtimeviews/latest", False)
+
+
+@pytest.mark.parametrize("api_version", ["2025-10-01", "2026-04-01"])
+def test_dynamic_sizing_on_both_pool_kinds_from_2025_10_01(clock: FakeClock, api_version: str) -> None:
+    sim = Simulator(clock=clock, lowercase_states=0.0, create_seconds=(3.0, 3.0))
+    cg = sim.add_container_group_pool(SUB, RG, "cg-dynamic", max_ready_capacity=20, dynamic_sizing=True)
+    static = sim.add_container_group_pool(SUB, RG, "cg-static", max_ready_capacity=20, forecast=True)
+    vm = sim.add_virtual_machine_pool(SUB, RG, "vm-dynamic", max_ready_capacity=20, dynamic_sizing=True)
+    with SimulatorServer(sim) as server:
+        arm = Arm(server)
+
+        def elasticity(provider: str, name: str, version: str) -> dict[str, Any]:
+            body = arm.get(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{provider}/{name}", version).json()
+            return dict(body["properties"]["elasticityProfile"])
+
+        assert elasticity(CG, "cg-dynamic", api_version)["dynamicSizing"] == {"enabled": True}
+        assert elasticity(CG, "cg-static", api_version)["dynamicSizing"] == {"enabled": False}
+        assert elasticity(VMP, "vm-dynamic", api_version)["dynamicSizing"] == {"enabled": True}
+        for provider, name in ((CG, "cg-dynamic"), (VMP, "vm-dynamic")):  # no such field before 2025-10-01
+            assert "dynamicSizing" not in elasticity(provider, name, NEW)
+        listed = arm.walk(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{VMP}", api_version)
+        assert [p["properties"]["elasticityProfile"]["dynamicSizing"] for p in listed] == [{"enabled": True}]
+        view = arm.get(f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/{CG}/cg-dynamic/runtimeViews/latest",
+                       api_version).json()["properties"]
+        assert "prediction" in view, "dynamic sizing follows a forecast"
+    # Azure keeps the hour's forecast demand ready, below max ready capacity, and refills to it after claims.
+    for pool in (cg, vm):
+        target = shapes.ready_target(pool, sim.wall(clock()))
+        assert 1 <= target < 20 and len(pool.members) == target
+        assert len(sim.claim(SUB, RG, pool.name, 2)) == 2
+    assert len(static.members) == 20
+    clock.advance(10)
+    sim.tick()
+    for pool in (cg, vm):  # the claimed ones replaced, none beyond the target
+        assert len(pool.members) == shapes.ready_target(pool, sim.wall(clock()))
