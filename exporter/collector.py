@@ -7,7 +7,8 @@ the catalogue (``docs/generate_metrics.py``). Sample output::
 
     # HELP azure_standby_pool_instances Instances in the standby pool by state, from the runtime view. Cached: ...
     # TYPE azure_standby_pool_instances gauge
-    azure_standby_pool_instances{subscription_id="0000...",resource_group="rg",pool="web",pool_kind="container_group",availability_zone="",state="Running"} 20.0
+    azure_standby_pool_instances{subscription_id="0000...",resource_group="rg",pool="web",pool_kind="container_group",
+                                 availability_zone="",state="Running"} 20.0
 """
 
 from __future__ import annotations
@@ -229,13 +230,11 @@ def _poll_duration(snapshot: Snapshot) -> Iterator[Sample]:
 
 
 def _arm_requests(snapshot: Snapshot) -> Iterator[Sample]:
-    for labels, count in sorted(snapshot.arm.requests.items()):
-        yield labels, count
+    yield from sorted(snapshot.arm.requests.items())
 
 
 def _discovered_pools(snapshot: Snapshot) -> Iterator[Sample]:
-    for labels, count in sorted(snapshot.discovered.items()):
-        yield labels, count
+    yield from sorted(snapshot.discovered.items())
 
 
 def _poll_cycle_duration(snapshot: Snapshot) -> Iterator[Sample]:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -127,7 +127,7 @@ class ListedPool:
     subscription_id: str
     resource_group: str
     name: str
-    kind: str
+    kind: PoolKind
     tags: dict[str, str]
 
 
@@ -323,7 +323,7 @@ def _timestamp(value: object) -> float | None:
         parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _health_state(status: object) -> str | None:
@@ -376,7 +376,8 @@ def parse_listed_pool(body: object) -> ListedPool:
     kind = _POOL_PROVIDERS.get(f"{parts[5]}/{parts[6]}".lower())
     if kind is None:
         raise ModelError(f"pool id is not a standby pool resource id: {resource_id!r}")
-    tags = resource.get("tags") if isinstance(resource.get("tags"), Mapping) else {}
+    raw_tags = resource.get("tags")
+    tags: Mapping[object, object] = raw_tags if isinstance(raw_tags, Mapping) else {}
     return ListedPool(parts[1].lower(), parts[3], parts[7], kind, {str(k): str(v) for k, v in tags.items()})
 
 
@@ -402,7 +403,7 @@ def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) ->
     statuses = view.get("statuses") or []
     if not isinstance(statuses, list):
         raise ModelError("instanceView statuses must be a list")
-    codes = [status.get("code") for status in statuses if isinstance(status, Mapping) and isinstance(status.get("code"), str)]
+    codes: list[str] = [status["code"] for status in statuses if isinstance(status, Mapping) and isinstance(status.get("code"), str)]
     provisioning = next((code.split("/", 1)[1] for code in codes if code.lower().startswith("provisioningstate/")), "NotSpecified")
     power = next((_text(code.split("/", 1)[1].lower()) for code in codes if code.lower().startswith("powerstate/")), None)
     if any(code.lower() == "hibernationstate/hibernated" for code in codes):
@@ -451,7 +452,8 @@ def parse_member(body: object) -> Member:
 def _container_running(container: object) -> bool:
     if not isinstance(container, Mapping):
         return False
-    properties = container.get("properties") if isinstance(container.get("properties"), Mapping) else container
+    nested = container.get("properties")
+    properties: Mapping[str, Any] = nested if isinstance(nested, Mapping) else container
     view = properties.get("instanceView")
     current = view.get("currentState") if isinstance(view, Mapping) else None
     state = current.get("state") if isinstance(current, Mapping) else None

@@ -8,7 +8,7 @@ import random
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .entities import (
@@ -40,7 +40,7 @@ def since(api_version: str, first: str) -> bool:
 
 def rfc3339(epoch: float) -> str:
     """UTC timestamp with a Z suffix, as ARM writes them."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def arm_error(code: str, message: str) -> Json:
@@ -170,7 +170,7 @@ def prediction(pool: Pool, now_wall: float) -> Json:
                 "ForecastAccuracy": float(accuracy)}
     return {
         "forecastValues": {"instancesRequestedCount": values},
-        "forecastStartTime": datetime.fromtimestamp(start_hour * 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "forecastStartTime": datetime.fromtimestamp(start_hour * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "forecastInfo": json.dumps(info),
     }
 

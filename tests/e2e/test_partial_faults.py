@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from exporter.simulator import Fault, Simulator, SimulatorServer
-from exporter.simulator import shapes
+from exporter.simulator import Fault, Simulator, SimulatorServer, shapes
 from tests.e2e.conftest import SUB, ExporterProcess, pool_config
 
 pytestmark = pytest.mark.e2e

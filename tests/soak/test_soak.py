@@ -26,8 +26,8 @@ from exporter.armstats import ArmStats
 from exporter.config import load_settings
 from exporter.exposition import render
 from exporter.poller import Poller
-from exporter.snapshot import Snapshot
 from exporter.simulator import Simulator, SimulatorServer
+from exporter.snapshot import Snapshot
 from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow]
@@ -123,7 +123,7 @@ def test_soak_churn_returns_to_baseline(world: tuple[Simulator, SimulatorServer,
             if cycle == WARM_UP - 1:
                 gc.collect()
                 baseline = {"series": series(snapshot), "pools": len(snapshot.pools),
-                            "member_cache": len(poller._member_cache), "pool_cache": len(poller._pool_cache)}
+                            "member_cache": len(poller.cycle.members), "pool_cache": len(poller.cycle.resources)}
                 threads_at_baseline = threading.active_count()
                 assert all(status.up for status in snapshot.pools), [s.last_error for s in snapshot.pools if not s.up]
                 assert baseline["pools"] == len(STATIC) + 1 and baseline["member_cache"] == sum(STATIC.values()) + 2
@@ -132,15 +132,15 @@ def test_soak_churn_returns_to_baseline(world: tuple[Simulator, SimulatorServer,
                 checkpoints.append((cycle, rss_bytes(), time.monotonic() - started))
             if churning and cycle % 500 == 0:  # caches follow the estate while it churns
                 listed = len(poller.pools())
-                assert len(poller._pool_cache) <= listed
-                assert len(poller._member_cache) <= 3 * listed + sum(STATIC.values())
+                assert len(poller.cycle.resources) <= listed
+                assert len(poller.cycle.members) <= 3 * listed + sum(STATIC.values())
     finally:
         poller.stop()
         client.close()
 
     elapsed = time.monotonic() - started
     final = {"series": series(snapshot), "pools": len(snapshot.pools),
-             "member_cache": len(poller._member_cache), "pool_cache": len(poller._pool_cache)}
+             "member_cache": len(poller.cycle.members), "pool_cache": len(poller.cycle.resources)}
     report = f"{CYCLES} cycles in {elapsed:.0f}s, {created} pools created, {claims} members claimed, " \
              f"{credential.issued} tokens; RSS " + ", ".join(f"@{c}: {r / 2**20:.1f} MiB ({t:.0f}s)" for c, r, t in checkpoints)
     print(report)

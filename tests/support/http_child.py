@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from exporter import logs
 from exporter.armstats import ArmStatsSnapshot
 from exporter.exposition import Publisher
-from exporter.snapshot import Snapshot
 from exporter.server import HttpServer, Limits
+from exporter.snapshot import Snapshot
 from exporter.webapp import ExporterApp
 
 

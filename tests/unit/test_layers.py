@@ -18,7 +18,9 @@ ALLOWED: dict[str, set[str]] = {
     "arm": {"credentials"},
     # the data of one cycle, and the cycle that builds it
     "snapshot": {"armstats", "config", "model"},
-    "poller": {"arm", "armstats", "config", "model", "resources", "snapshot"},
+    "reads": {"arm", "config", "model", "resources"},
+    "cycle": {"arm", "config", "model", "reads", "resources", "snapshot"},
+    "poller": {"arm", "armstats", "config", "cycle", "model", "reads", "resources", "snapshot"},
     # snapshot -> metric families -> bytes
     "collector": {"model", "snapshot"},
     "exposition": {"collector", "snapshot"},

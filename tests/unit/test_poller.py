@@ -13,7 +13,8 @@ import pytest
 from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
 from exporter.config import PoolRef, load_settings
-from exporter.poller import Poller, WarnOnce, shard_of
+from exporter.poller import Poller, shard_of
+from exporter.reads import WarnOnce
 from exporter.simulator import Fault, Simulator, SimulatorServer
 from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 

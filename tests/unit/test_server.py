@@ -26,8 +26,8 @@ from exporter.armstats import ArmStatsSnapshot
 from exporter.basicauth import Authenticator
 from exporter.config import PoolRef
 from exporter.exposition import Publisher
-from exporter.snapshot import PoolStatus, Snapshot
 from exporter.server import HttpServer, Limits, parse_listen_address
+from exporter.snapshot import PoolStatus, Snapshot
 from exporter.webapp import ExporterApp, ReloadNotSupported, accepts_gzip
 from exporter.webconfig import WebConfig, load_web_config
 from tests.support.fakes import SUB
