@@ -23,6 +23,7 @@ def landing_page(document: dict[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Standby pools - Azure Standby Pool Exporter</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/status.css">
 <script src="/static/status.js" defer></script>
 </head><body>
