@@ -109,7 +109,7 @@ def test_token_is_fetched_once_reused_and_never_logged(two_pools: tuple[Simulato
     before = exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200")
     exporter.wait_for(lambda: exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200") > before, what="polls after refresh")
     assert up(exporter, "web") == 1
-    body = exporter.metrics_text() + exporter.get("/").text
+    body = exporter.metrics_text() + exporter.get("/").text + exporter.get("/status.json").text
     assert exporter.stop() == 0
     for token in issued:
         assert token not in exporter.log_text()
