@@ -1,6 +1,7 @@
 """Request handling: basic auth on every path and method, the routes, configured headers on every answer.
 
-Routes: ``/`` status page (``/status.json``, ``/static/status.js``, ``/static/status.css``), the telemetry path (pre-rendered snapshot plus the small live registry),
+Routes: ``/`` status page (with ``/status.json``, ``/static/status.js``, ``/static/status.css``), the telemetry
+path (pre-rendered snapshot plus the small live registry),
 ``/healthz``, ``/readyz`` and ``POST``/``PUT /-/reload``. ``ExporterApp.add_route`` adds more (a
 status page, static assets). A known path with another method is 405 with ``Allow``; others 404.
 

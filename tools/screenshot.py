@@ -4,8 +4,9 @@
     .venv/bin/python tools/screenshot.py docs/status-page.png
 
 Starts the simulator's demo world (the one `--demo` serves) on loopback, depletes one pool, drains
-another below half and fails one read (403) so the picture shows each condition and a failed part, runs the real exporter against it, waits for a few poll cycles and
-captures the page at desktop width. Needs Debian's chromium and chromium-driver.
+another below half and fails one read (403) so the picture shows each condition and a failed part,
+runs the real exporter against it, waits for a few poll cycles and captures the page at desktop width.
+Needs Debian's chromium and chromium-driver.
 """
 
 from __future__ import annotations

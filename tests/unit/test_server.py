@@ -196,7 +196,8 @@ def test_status_page_lists_pools_escaped(serve_app: Callable[..., Served]) -> No
     assert document.status_code == 200 and document.headers["Content-Type"] == "application/json"
     pools = document.json()["pools"]
     assert [pool["name"] for pool in pools] == ["pool-a", "pool-b"]  # worst first: unknown before pending
-    assert pools[0]["errors"] == [{"part": "runtime view", "error": "server: <b>boom</b>"}] and pools[0]["member_read_failures"] == 2 and pools[0]["parts"]["runtime_view"] is False
+    assert pools[0]["errors"] == [{"part": "runtime view", "error": "server: <b>boom</b>"}]
+    assert pools[0]["member_read_failures"] == 2 and pools[0]["parts"]["runtime_view"] is False
 
 
 @pytest.mark.parametrize(("path", "content_type", "marker"), [
