@@ -143,6 +143,9 @@
       if (names.length > 1) options.push([sub + "/", "subscription " + sub]);
       Object.keys(subs[sub]).sort().forEach(function (key) { options.push([key, subs[sub][key]]); });
     });
+    var signature = JSON.stringify(options);
+    if (select.getAttribute("data-options") === signature) return;  // unchanged: leave an open list alone
+    select.setAttribute("data-options", signature);
     select.textContent = "";
     options.forEach(function (o) {
       var option = el("option", "", o[1]);

@@ -270,7 +270,7 @@ def test_version() -> None:
 def test_demo_serves_live_metrics_within_ten_seconds() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--demo", "--web.listen-address=127.0.0.1:0"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         started = time.monotonic()
@@ -292,3 +292,6 @@ def test_demo_serves_live_metrics_within_ten_seconds() -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+    assert process.stdout is not None
+    banner = process.stdout.read()  # `make demo` says where to look
+    assert f"Status page: http://{address}/\n" in banner and f"Metrics:     http://{address}/metrics" in banner
