@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from exporter.simulator import Fault, Simulator, SimulatorServer
@@ -50,12 +49,31 @@ def _config(server: SimulatorServer) -> dict[str, Any]:
     }
 
 
-def _card(driver: WebDriver, name: str) -> WebElement:
-    return driver.find_element(By.CSS_SELECTOR, f'#pools li.pool[data-pool="{name}"]')
+# Read in one script call: the page's own refresh replaces the cards, so elements found earlier may be gone.
+_CARD = """
+const item = document.querySelector('#pools li.pool[data-pool="' + arguments[0] + '"]');
+if (!item) return null;
+const errors = item.querySelector('.errors'), spark = item.querySelector('svg.spark');
+return {text: item.innerText, condition: item.className, badge: item.querySelector('.badge').innerText.toLowerCase(),
+        errors: errors ? errors.innerText : '', spark: !!spark && spark.getBoundingClientRect().width > 0};
+"""
+_SHOWN = "return Array.from(document.querySelectorAll('#pools li.pool')).filter(i => i.offsetParent !== null).map(i => i.dataset.pool)"
+
+
+def _card(driver: WebDriver, name: str) -> dict[str, Any]:
+    card: dict[str, Any] | None = driver.execute_script(_CARD, name)
+    assert card is not None, f"no card for {name}"
+    return card
 
 
 def _shown(driver: WebDriver) -> list[str]:
-    return [item.get_attribute("data-pool") or "" for item in driver.find_elements(By.CSS_SELECTOR, "#pools li.pool") if item.is_displayed()]
+    shown: list[str] = driver.execute_script(_SHOWN)
+    return shown
+
+
+def _text(driver: WebDriver, selector: str) -> str:
+    text: str = driver.execute_script("return document.querySelector(arguments[0]).innerText", selector)
+    return text
 
 
 def test_status_page_in_chromium(
@@ -75,33 +93,33 @@ def test_status_page_in_chromium(
     browser.get(exporter.url + "/")
     wait = WebDriverWait(browser, 30, poll_frequency=0.2)
     assert browser.title.startswith("Standby pools")
-    assert _shown(browser)[0] == "broken" and sorted(_shown(browser)) == ["api", "broken", "vm-pool", "web"]  # worst first
+    shown = _shown(browser)
+    assert shown[0] == "broken" and sorted(shown) == ["api", "broken", "vm-pool", "web"]  # worst first
     web = _card(browser, "web")
-    assert web.find_element(By.CLASS_NAME, "badge").text.lower() == "fine" and "4 / 4 ready" in web.text
-    assert "Running 4" in web.text and "members 4 of 4 ready" in web.text and "s ago" in web.text
+    assert web["badge"] == "fine" and "4 / 4 ready" in web["text"]
+    assert "Running 4" in web["text"] and "members 4 of 4 ready" in web["text"] and "s ago" in web["text"]
     vm = _card(browser, "vm-pool")
-    assert "3 / 3 ready" in vm.text and "Deallocated 3" in vm.text and "keeps VMs Deallocated" in vm.text
-    assert _card(browser, "api").find_element(By.CSS_SELECTOR, "svg.spark").is_displayed()  # Azure's forecast
+    assert "3 / 3 ready" in vm["text"] and "Deallocated 3" in vm["text"] and "keeps VMs Deallocated" in vm["text"]
+    assert _card(browser, "api")["spark"]  # Azure's forecast
     broken = _card(browser, "broken")
-    assert broken.find_element(By.CLASS_NAME, "badge").text.lower() == "unknown"
-    assert "runtime view" in broken.find_element(By.CSS_SELECTOR, ".errors").text and HOSTILE in broken.text  # shown as text
-    assert not browser.find_elements(By.ID, "injected") and "Shard" in browser.find_element(By.ID, "facts").text
+    assert broken["badge"] == "unknown" and "runtime view" in broken["errors"] and HOSTILE in broken["errors"]  # shown as text
+    assert not browser.find_elements(By.ID, "injected") and "Shard" in _text(browser, "#facts")
 
     browser.execute_script("window.notReloaded = true")
-    cycles = browser.find_element(By.CSS_SELECTOR, '[data-fact="cycles"]').text
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-fact="cycles"]').text != cycles)  # the script refreshed the header
+    cycles = _text(browser, '[data-fact="cycles"]')
+    wait.until(lambda d: _text(d, '[data-fact="cycles"]') != cycles)  # the script refreshed the header
     sim.deplete(SUB, RG_WEB, "web")
-    wait.until(lambda d: "depleted" in (_card(d, "web").get_attribute("class") or ""))
+    wait.until(lambda d: "depleted" in _card(d, "web")["condition"])
     web = _card(browser, "web")
-    assert web.find_element(By.CLASS_NAME, "badge").text.lower() == "depleted" and "0 / 4 ready" in web.text
+    assert web["badge"] == "depleted" and "0 / 4 ready" in web["text"]
     assert _shown(browser)[0] == "web"  # the depleted pool moved to the top
-    assert "1 depleted" in browser.find_element(By.ID, "summary").text
+    assert "1 depleted" in _text(browser, "#summary")
     assert browser.execute_script("return window.notReloaded") is True  # updated in place, not by reloading
 
     Select(browser.find_element(By.ID, "group")).select_by_visible_text(RG_BATCH)
     assert sorted(_shown(browser)) == ["broken", "vm-pool"]
-    cycles = browser.find_element(By.CSS_SELECTOR, '[data-fact="cycles"]').text
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-fact="cycles"]').text != cycles)
+    cycles = _text(browser, '[data-fact="cycles"]')
+    wait.until(lambda d: _text(d, '[data-fact="cycles"]') != cycles)
     assert browser.execute_script("return document.getElementById('group').value") == f"{SUB}/{RG_BATCH}"
     assert sorted(_shown(browser)) == ["broken", "vm-pool"]  # the filter outlives a refresh
 
