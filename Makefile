@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 LISTEN ?= :9863
 
-.PHONY: install demo test test-fast golden generate bench promtool check-config lint clean
+.PHONY: install demo test test-fast golden generate bench promtool chromium screenshot check-config lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the exporter against the built-in ARM simulator: http://localhost:9863/metrics
+## Run the exporter against the built-in ARM simulator; it prints where to look:
+## the status page http://localhost:9863/ and http://localhost:9863/metrics
 demo: install
 	$(BIN)/standby-pool-exporter --demo --web.listen-address=$(LISTEN)
 
 ## The whole suite: unit, end-to-end (simulator + real exporter process + real azure-identity), promtool;
 ## prints the slowest tests.
-test: install promtool
+test: install promtool chromium
 	$(BIN)/python -m pytest -q --durations=15
 
 ## ruff (lint and import order) and mypy --strict on exporter/; part of `make test`.
@@ -52,6 +53,20 @@ promtool:
 	else \
 		echo "promtool not found and not root: the promtool tests will be skipped (apt-get install prometheus)"; \
 	fi
+
+## chromium and chromium-driver come from Debian (the status page's browser test); installed when run as root.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and chromium-driver packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "chromium not found and not root: the browser test will be skipped (apt-get install chromium chromium-driver)"; \
+	fi
+
+## Regenerate docs/status-page.png: the status page of the demo world, in headless chromium.
+screenshot: install chromium
+	$(BIN)/python tools/screenshot.py docs/status-page.png
 
 ## Benchmark against the simulator (about 5 minutes, 2 cores): one table, PASS/FAIL per target.
 ## BENCH_ARGS="--quick" for a short run; `$(BIN)/python -m bench --help` lists the flags.

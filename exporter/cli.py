@@ -25,12 +25,14 @@ from .exposition import Publisher
 from .poller import Poller
 from .reload import Reloader, apply_flags
 from .server import HttpServer, Limits, parse_listen_address, raise_fd_limit
+from .status import StatusContext
 from .webapp import ExporterApp
 from .webconfig import WebConfig, WebConfigError, WebConfigWatcher
 
 log = logging.getLogger("exporter.cli")
 
 EXIT_CONFIG = 2
+RESERVED_PATHS = ("/", "/healthz", "/readyz", "/status.json", "/-/reload")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,8 +134,9 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     """Run the exporter until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz", "/readyz"):
-        parser.error(f"--web.telemetry-path must start with / and not clash with /, /healthz or /readyz, got {args.telemetry_path!r}")
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in RESERVED_PATHS or args.telemetry_path.startswith("/static/"):
+        parser.error(f"--web.telemetry-path must start with / and not clash with {', '.join(RESERVED_PATHS)} or /static/, "
+                     f"got {args.telemetry_path!r}")
     try:
         address = parse_listen_address(args.listen_address)
     except ValueError as exc:
@@ -273,6 +276,7 @@ def _run(
         enable_lifecycle=args.enable_lifecycle,
         authenticator=authenticator,
         limits=limits,
+        status=lambda: _status_context(reloader, args.telemetry_path),
     )
     try:
         server = HttpServer(address, app, limits)
@@ -302,12 +306,29 @@ def _run(
             "max_connections": server.max_connections, "fd_limit": fd_limit,
         },
     )
+    if args.demo:
+        print(demo_banner(host, port, args.telemetry_path, web.tls is not None), flush=True)
     poller.start()
     resources.closers.append(poller.stop)
 
     signals.serve(on_sighup)
     log.info("shutting down")
     return 0
+
+
+def demo_banner(host: str, port: int, telemetry_path: str, tls: bool) -> str:
+    """Where to look, printed when ``--demo`` starts."""
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    base = f"{'https' if tls else 'http'}://{shown}:{port}"
+    return (f"\nDemo running against the built-in ARM simulator (no Azure account needed).\n"
+            f"  Status page: {base}/\n  Metrics:     {base}{telemetry_path}\n  Status JSON: {base}/status.json\n"
+            f"Stop with Ctrl+C.\n")
+
+
+def _status_context(reloader: Reloader, telemetry_path: str) -> StatusContext:
+    """The status page's header: the running shard (reloadable) and the reload outcome."""
+    sharding = reloader.running.sharding
+    return StatusContext(sharding.index, sharding.count, reloader.state(), telemetry_path)
 
 
 def _apply(budget: ReadBudget, poller: Poller, settings: Settings) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from .collector import BY_NAME
 from .config import ConfigError, Settings, load_file
+from .status import ReloadState
 from .webapp import ReloadNotSupported
 
 log = logging.getLogger("exporter.reload")
@@ -85,8 +86,10 @@ class Reloader:
             success_time.full_name, success_time.help,
             registry=registry,
         )
+        self._last_successful = True
+        self._last_success_time = clock()
         self._successful.set(1)
-        self._success_time.set(clock())
+        self._success_time.set(self._last_success_time)
 
     @property
     def supported(self) -> bool:
@@ -95,6 +98,10 @@ class Reloader:
     @property
     def running(self) -> Settings:
         return self._running
+
+    def state(self) -> ReloadState:
+        """The last reload's outcome, as the gauges publish it (for the status page)."""
+        return ReloadState(self.supported, self._last_successful, self._last_success_time)
 
     def submit(self) -> Future[list[str]]:
         """Start a reload (or join the one waiting to start); its future gives the problems (empty: success).
@@ -170,8 +177,9 @@ class Reloader:
                     extra={"running": self._running.polling.timeout, "configured": settings.polling.timeout},
                 )
             self._running = settings
+            self._last_successful, self._last_success_time = True, self._clock()
             self._successful.set(1)
-            self._success_time.set(self._clock())
+            self._success_time.set(self._last_success_time)
         log.info(
             "configuration reloaded",
             extra={"file": self._config_file, "pools": len(settings.pools), "discovery": settings.discovery is not None,
@@ -186,6 +194,7 @@ class Reloader:
             return self._failed_locked(problems)
 
     def _failed_locked(self, problems: list[str]) -> list[str]:
+        self._last_successful = False
         self._successful.set(0)
         log.error("configuration reload failed: keeping the running configuration", extra={"file": self._config_file, "problems": len(problems)})
         for problem in problems:

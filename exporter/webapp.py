@@ -1,6 +1,7 @@
 """Request handling: basic auth on every path and method, the routes, configured headers on every answer.
 
-Routes: ``/`` landing page, the telemetry path (pre-rendered snapshot plus the small live registry),
+Routes: ``/`` status page (with ``/status.json``, ``/static/status.js``, ``/static/status.css``), the telemetry
+path (pre-rendered snapshot plus the small live registry),
 ``/healthz``, ``/readyz`` and ``POST``/``PUT /-/reload``. ``ExporterApp.add_route`` adds more (a
 status page, static assets). A known path with another method is 405 with ``Allow``; others 404.
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -29,8 +33,9 @@ from . import __version__
 from . import collector as catalogue
 from .basicauth import Authenticator, Verdict
 from .exposition import Publisher
-from .landing import landing_page
+from .landing import CSP, landing_page
 from .server import Limits
+from .status import StatusContext, status_document
 from .webconfig import WebConfig
 
 log = logging.getLogger("exporter.server")
@@ -41,6 +46,7 @@ RETRY_AFTER_SECONDS = 1  # a client refused because the bcrypt queue is full may
 CLOSE_REASONS = ("limit", "head_timeout", "write_timeout")
 _TEXT = "text/plain; charset=utf-8"
 _NO_WEB_CONFIG = WebConfig()
+_STATIC = {"status.js": "text/javascript; charset=utf-8", "status.css": "text/css; charset=utf-8"}
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -106,6 +112,7 @@ class ExporterApp:
         enable_lifecycle: bool = False,
         authenticator: Authenticator | None = None,
         limits: Limits | None = None,
+        status: Callable[[], StatusContext] | None = None,
     ) -> None:
         self.publisher = publisher
         self.live_registry = live_registry  # process and web metrics: cheap, rendered per scrape
@@ -116,9 +123,13 @@ class ExporterApp:
         self.authenticator = authenticator or Authenticator()
         self.limits = limits or Limits()
         self.web_metrics = WebMetrics(live_registry)
+        self.status: Callable[[], StatusContext] = status or (lambda: StatusContext(telemetry_path=telemetry_path))
         self.routes: dict[str, Route] = {}
         self.add_route(telemetry_path, self._metrics)
         self.add_route("/", self._landing)
+        self.add_route("/status.json", self._status_json)
+        for name, content_type in _STATIC.items():
+            self.add_route(f"/static/{name}", _static(name, content_type))
         self.add_route("/healthz", self._healthz)
         self.add_route("/readyz", self._readyz)
         self.add_route("/-/reload", self._reload, ("POST", "PUT"))
@@ -196,9 +207,17 @@ class ExporterApp:
             body = exposition.body(use_openmetrics) + live
         return web.Response(status=200, body=body, headers=headers)
 
+    def _status_document(self) -> dict[str, object]:
+        return status_document(self.publisher.current.snapshot, self.status(), time.time())
+
     async def _landing(self, request: web.BaseRequest) -> web.StreamResponse:
-        page = landing_page(self.publisher.current.snapshot, self.telemetry_path)
-        return web.Response(status=200, body=page.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        page = landing_page(self._status_document())
+        headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP, "Cache-Control": "no-store"}
+        return web.Response(status=200, body=page.encode(), headers=headers)
+
+    async def _status_json(self, request: web.BaseRequest) -> web.StreamResponse:
+        body = json.dumps(self._status_document(), separators=(",", ":"), allow_nan=False).encode()
+        return web.Response(status=200, body=body, headers={"Content-Type": "application/json", "Cache-Control": "no-store"})
 
     async def _healthz(self, request: web.BaseRequest) -> web.StreamResponse:
         return _text(200, "ok\n")
@@ -267,6 +286,16 @@ def accepts_gzip(header: str | None) -> bool:
     if gzip_q is not None:
         return gzip_q > 0
     return star_q is not None and star_q > 0
+
+
+def _static(name: str, content_type: str) -> Handler:
+    """A handler serving one packaged file of ``exporter/static`` (read once, here)."""
+    body = resources.files("exporter").joinpath("static", name).read_bytes()
+
+    async def serve(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(status=200, body=body, headers={"Content-Type": content_type, "Cache-Control": "no-cache",
+                                                             "X-Content-Type-Options": "nosniff"})
+    return serve
 
 
 def _text(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:

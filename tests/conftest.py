@@ -11,11 +11,11 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def require_tool(name: str) -> str:
-    """Path of a Debian `prometheus` package tool; skip without it, except under CI=true where it fails."""
+def require_tool(name: str, package: str = "prometheus") -> str:
+    """Path of a tool from a Debian package; skip without it, except under CI=true where it fails."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not found: install Debian's `prometheus` package (make test does it as root)"
+        message = f"{name} not found: install Debian's `{package}` package (make test does it as root)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

@@ -109,7 +109,7 @@ def test_token_is_fetched_once_reused_and_never_logged(two_pools: tuple[Simulato
     before = exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200")
     exporter.wait_for(lambda: exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200") > before, what="polls after refresh")
     assert up(exporter, "web") == 1
-    body = exporter.metrics_text() + exporter.get("/").text
+    body = exporter.metrics_text() + exporter.get("/").text + exporter.get("/status.json").text
     assert exporter.stop() == 0
     for token in issued:
         assert token not in exporter.log_text()
@@ -270,7 +270,7 @@ def test_version() -> None:
 def test_demo_serves_live_metrics_within_ten_seconds() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--demo", "--web.listen-address=127.0.0.1:0"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         started = time.monotonic()
@@ -292,3 +292,6 @@ def test_demo_serves_live_metrics_within_ten_seconds() -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+    assert process.stdout is not None
+    banner = process.stdout.read()  # `make demo` says where to look
+    assert f"Status page: http://{address}/\n" in banner and f"Metrics:     http://{address}/metrics" in banner

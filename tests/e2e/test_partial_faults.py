@@ -127,7 +127,9 @@ def test_the_pool_list_failing_costs_only_the_pool_resource(simulator, start_exp
     exporter.wait_for(lambda: running(exporter) == 2, what="counts fresh without the pool resource")
     assert value(exporter, "up") == 1 and value(exporter, "members_up") == 1
     page = exporter.get("/").text
-    assert "stale or missing" in page and "pool resource: server:" in page  # the landing page says which part and why
+    assert "<b>pool resource</b>: server:" in page  # the status page says which part failed and why
+    (pool,) = exporter.get("/status.json").json()["pools"]
+    assert pool["parts"] == {"runtime_view": True, "pool_resource": False, "member_list": True} and pool["max_ready_capacity"] is None
 
     sim.faults.clear()
     exporter.wait_for(lambda: value(exporter, "resource_up") == 1 and value(exporter, "max_ready_capacity") == 3, what="resource back")

@@ -15,8 +15,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter.cli import Reloader, apply_flags, build_parser, main
+from exporter.cli import Reloader, apply_flags, build_parser, demo_banner, main
 from exporter.config import ConfigError, Settings, ShardingSettings, load_file
+from exporter.status import ReloadState
 from exporter.webapp import ReloadNotSupported
 from tests.support.fakes import SUB, FakeClock
 
@@ -180,6 +181,7 @@ def test_a_good_reload_is_applied_with_the_flags(setup, caplog: pytest.LogCaptur
     assert poller.applied[0].sharding == ShardingSettings(index=2, count=3)  # the flags still win
     assert reloader.running is poller.applied[0]
     assert registry.get_sample_value(OK) == 1 and registry.get_sample_value(OK_TIME) == 1002
+    assert reloader.state() == ReloadState(supported=True, successful=True, last_success_timestamp=1002)
     assert any(r.getMessage() == "configuration reloaded" for r in caplog.records)
 
 
@@ -193,6 +195,7 @@ def test_a_bad_reload_keeps_the_running_configuration(setup, caplog: pytest.LogC
     assert len(problems) == 3 and any(p.startswith("polling.interval") for p in problems) and any(p.startswith("pools") for p in problems)
     assert poller.applied == [] and reloader.running is running
     assert registry.get_sample_value(OK) == 0 and registry.get_sample_value(OK_TIME) == 1001
+    assert reloader.state() == ReloadState(supported=True, successful=False, last_success_timestamp=1001)  # the status page's view
     logged = [r for r in caplog.records if r.getMessage() == "invalid configuration"]
     assert [r.problem for r in logged] == problems and {r.levelno for r in logged} == {logging.ERROR}  # type: ignore[attr-defined]
 
@@ -241,7 +244,7 @@ def test_a_poller_that_refuses_the_settings_fails_the_reload(setup) -> None:  # 
 def test_demo_mode_does_not_reload(setup, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     file, poller, registry, clock = setup
     reloader = Reloader(None, args("--demo"), load_file(file), poller.reconfigure, registry, clock=clock)
-    assert not reloader.supported
+    assert not reloader.supported and not reloader.state().supported
     with pytest.raises(ReloadNotSupported, match="--demo"):
         reloader.reload()
     with caplog.at_level(logging.WARNING, logger="exporter"):
@@ -328,3 +331,16 @@ def test_signal_handlers_are_installed_before_start_is_announced(tmp_path: Path)
         logging.getLogger("exporter.cli").removeHandler(handler)
     assert len(seen) == 1 and callable(seen[0])  # not SIG_DFL: a SIGHUP at that moment reloads, it does not kill
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # put back when main() returns
+
+
+def test_demo_banner_says_where_to_look() -> None:
+    banner = demo_banner("", 9863, "/metrics", tls=False)
+    assert "Status page: http://localhost:9863/\n" in banner and "Metrics:     http://localhost:9863/metrics" in banner
+    assert "https://[::1]:9000/custom" in demo_banner("::1", 9000, "/custom", tls=True)
+
+
+@pytest.mark.parametrize("path", ["/status.json", "/static/status.js", "/-/reload"])
+def test_telemetry_path_may_not_hide_the_status_page(path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([f"--web.telemetry-path={path}", "--demo"])
+    assert exc.value.code == 2 and "--web.telemetry-path" in capsys.readouterr().err

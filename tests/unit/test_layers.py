@@ -26,9 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "exposition": {"collector", "snapshot"},
     # HTTP: the transport (server), the pages and their routes (webapp), what they show
     "webconfig": {"boundedfile"},
-    "landing": {"snapshot"},
-    "webapp": {"basicauth", "collector", "exposition", "landing", "server", "webconfig"},
-    "reload": {"collector", "config", "webapp"},
+    "landing": set(),
+    "status": {"snapshot"},
+    "webapp": {"basicauth", "collector", "exposition", "landing", "server", "status", "webconfig"},
+    "reload": {"collector", "config", "status", "webapp"},
     # start-up helpers and wiring
     "preflight": {"arm", "config", "credentials", "model", "resources"},
     "demo": {"arm", "config", "simulator"},

@@ -27,7 +27,7 @@ from exporter.basicauth import Authenticator
 from exporter.config import PoolRef
 from exporter.exposition import Publisher
 from exporter.server import HttpServer, Limits, parse_listen_address
-from exporter.snapshot import PoolStatus, Snapshot
+from exporter.snapshot import RUNTIME_VIEW, PartError, PoolStatus, Snapshot
 from exporter.webapp import ExporterApp, ReloadNotSupported, accepts_gzip
 from exporter.webconfig import WebConfig, load_web_config
 from tests.support.fakes import SUB
@@ -41,7 +41,7 @@ def publisher() -> Publisher:
         Snapshot(
             pools=(
                 PoolStatus(PoolRef(SUB, "rg", "pool-a"), polled=True, up=False, last_success=None, last_error="runtime view: server: <b>boom</b>",
-                           members_up=True, member_read_failures=2),
+                           members_up=True, member_read_failures=2, errors=(PartError(RUNTIME_VIEW, "server: <b>boom</b>"),)),
                 PoolStatus(PoolRef(SUB, "rg", "pool-b")),
             ),
             arm=ArmStatsSnapshot(),
@@ -179,13 +179,35 @@ def _exporter_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "azure_standby_pool_" in line]
 
 
-def test_landing_page_lists_pools_escaped(serve_app: Callable[..., Served]) -> None:
-    response = requests.get(serve_app(telemetry_path="/custom-metrics").url() + "/", timeout=5)
+def test_status_page_lists_pools_escaped(serve_app: Callable[..., Served]) -> None:
+    url = serve_app(telemetry_path="/custom-metrics").url()
+    response = requests.get(url + "/", timeout=5)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert 'href="/custom-metrics"' in response.text
-    assert "pool-a" in response.text and "pool-b" in response.text and "not polled yet" in response.text
+    assert 'data-pool="pool-a"' in response.text and 'data-pool="pool-b"' in response.text
+    assert '<li class="pool unknown" data-pool="pool-a"' in response.text and '<li class="pool pending" data-pool="pool-b"' in response.text
     assert "&lt;b&gt;boom&lt;/b&gt;" in response.text and "<b>boom" not in response.text
-    assert "runtime view: server:" in response.text and "list read, 2 failing" in response.text  # which part failed and why
+    assert "<b>runtime view</b>: server:" in response.text and "2 member reads failing" in response.text  # which part failed and why
+    assert "<script>" not in response.text and "style=" not in response.text and "<style" not in response.text  # CSP: nothing inline
+    assert 'src="/static/status.js"' in response.text and 'href="/static/status.css"' in response.text
+
+    document = requests.get(url + "/status.json", timeout=5)
+    assert document.status_code == 200 and document.headers["Content-Type"] == "application/json"
+    pools = document.json()["pools"]
+    assert [pool["name"] for pool in pools] == ["pool-a", "pool-b"]  # worst first: unknown before pending
+    assert pools[0]["errors"] == [{"part": "runtime view", "error": "server: <b>boom</b>"}]
+    assert pools[0]["member_read_failures"] == 2 and pools[0]["parts"]["runtime_view"] is False
+
+
+@pytest.mark.parametrize(("path", "content_type", "marker"), [
+    ("/static/status.js", "text/javascript", b'fetch("status.json"'),
+    ("/static/status.css", "text/css", b".pool.depleted"),
+])
+def test_static_assets_are_served_from_the_package(serve_app: Callable[..., Served], path: str, content_type: str, marker: bytes) -> None:
+    response = requests.get(serve_app().url() + path, timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith(content_type)
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and marker in response.content
 
 
 def test_healthz_and_readyz(serve_app: Callable[..., Served], publisher: Publisher) -> None:
@@ -442,20 +464,21 @@ def test_basic_auth_on_every_path_and_method(pki: TlsFiles, serve_app: Callable[
     served = serve_app(web_config(pki, ALICE), enable_lifecycle=True, reload=lambda: done([]))
     url = served.url()
     for method, path in [("GET", "/metrics"), ("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/nope"),
-                         ("HEAD", "/metrics"), ("POST", "/-/reload"), ("PUT", "/-/reload"), ("DELETE", "/metrics")]:
+                         ("HEAD", "/metrics"), ("POST", "/-/reload"), ("PUT", "/-/reload"), ("DELETE", "/metrics"),
+                         ("GET", "/status.json"), ("GET", "/static/status.js")]:
         response = requests.request(method, url + path, timeout=5)
         assert response.status_code == 401, (method, path)
         assert response.headers["WWW-Authenticate"] == 'Basic realm="standby-pool-exporter"'
     assert requests.get(url + "/metrics", auth=("alice", "wrong"), timeout=5).status_code == 401
     assert requests.get(url + "/metrics", auth=("bob", "alice-secret"), timeout=5).status_code == 401
     assert requests.get(url + "/metrics", headers={"Authorization": "Bearer alice-secret"}, timeout=5).status_code == 401
-    assert served.counter("azure_standby_pool_web_auth_failures_total") == 12
+    assert served.counter("azure_standby_pool_web_auth_failures_total") == 14
 
     ok = requests.get(url + "/metrics", auth=("alice", "alice-secret"), timeout=5)
-    assert ok.status_code == 200 and "azure_standby_pool_web_auth_failures_total 12.0" in ok.text
+    assert ok.status_code == 200 and "azure_standby_pool_web_auth_failures_total 14.0" in ok.text
     assert requests.post(url + "/-/reload", auth=("alice", "alice-secret"), timeout=5).status_code == 200
     assert requests.delete(url + "/metrics", auth=("alice", "alice-secret"), timeout=5).status_code == 405
-    assert served.counter("azure_standby_pool_web_auth_failures_total") == 12
+    assert served.counter("azure_standby_pool_web_auth_failures_total") == 14
 
 
 def test_auth_is_checked_per_request_with_the_current_config(pki: TlsFiles, serve_app: Callable[..., Served]) -> None:
