@@ -219,26 +219,10 @@ def _web_config_watcher(path: str) -> WebConfigWatcher:
 def _run(
     parser: argparse.ArgumentParser, args: argparse.Namespace, address: tuple[str, int], resources: _Resources, signals: _Signals
 ) -> int:
-    errors: list[Exception] = []
-    settings: Settings | None = None
-    try:
-        settings, credential = _settings_and_credential(args, resources)
-    except ConfigError as exc:
-        errors.append(exc)
-    watcher: WebConfigWatcher | None = None
-    if args.web_config_file:
-        try:
-            watcher = _web_config_watcher(args.web_config_file)
-        except WebConfigError as exc:
-            errors.append(exc)
-    if errors or settings is None:
-        for error in errors:
-            print(f"standby-pool-exporter: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        settings = apply_flags(settings, args)
-    except ConfigError as exc:
-        parser.error(exc.problems[0])
+    loaded = _load(parser, args, resources)
+    if isinstance(loaded, int):
+        return loaded
+    settings, credential, watcher = loaded
     if args.check_config or args.check_access:
         print(f"configuration OK: {len(settings.pools)} pool(s)")
         if watcher is not None:
@@ -246,22 +230,7 @@ def _run(
         return preflight.check_access(settings, credential) if args.check_access else 0
 
     fd_limit, _ = raise_fd_limit()
-    stats = ArmStats()
-    budget = ReadBudget(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
-    client = ArmClient(
-        settings.azure.resource_manager_endpoint,
-        credential,
-        settings.azure.token_scope,
-        timeout=settings.polling.timeout,
-        observer=stats,
-        budget=budget,
-        pool_size=max(16, settings.polling.concurrency * 2),
-    )
-    resources.closers.append(client.close)
-    poller = Poller(settings, client, stats)
-    publisher = Publisher(poller.snapshot)
-    poller.on_publish = publisher.publish
-
+    poller, budget, publisher = _poller(settings, credential, resources)
     live_registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=live_registry)
     PlatformCollector(registry=live_registry)
@@ -288,12 +257,71 @@ def _run(
     if watcher is not None:
         watcher.start()
         resources.closers.append(watcher.stop)
+    _announce(args, settings, app, server, fd_limit)
+    poller.start()
+    resources.closers.append(poller.stop)
 
     def on_sighup() -> None:
         reloader.on_signal()
         if watcher is not None:
             watcher.request_reload()
 
+    signals.serve(on_sighup)
+    log.info("shutting down")
+    return 0
+
+
+def _load(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, resources: _Resources
+) -> tuple[Settings, TokenCredential, WebConfigWatcher | None] | int:
+    """The configuration (with the flags applied), the credential and the web configuration; or the exit code,
+    after printing every problem of both files."""
+    errors: list[Exception] = []
+    loaded: tuple[Settings, TokenCredential] | None = None
+    try:
+        loaded = _settings_and_credential(args, resources)
+    except ConfigError as exc:
+        errors.append(exc)
+    watcher: WebConfigWatcher | None = None
+    if args.web_config_file:
+        try:
+            watcher = _web_config_watcher(args.web_config_file)
+        except WebConfigError as exc:
+            errors.append(exc)
+    if errors or loaded is None:
+        for error in errors:
+            print(f"standby-pool-exporter: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    settings, credential = loaded
+    try:
+        settings = apply_flags(settings, args)
+    except ConfigError as exc:
+        parser.error(exc.problems[0])
+    return settings, credential, watcher
+
+
+def _poller(settings: Settings, credential: TokenCredential, resources: _Resources) -> tuple[Poller, ReadBudget, Publisher]:
+    """The ARM client with its read budget, the poller, and the publisher its snapshots go to."""
+    stats = ArmStats()
+    budget = ReadBudget(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
+    client = ArmClient(
+        settings.azure.resource_manager_endpoint,
+        credential,
+        settings.azure.token_scope,
+        timeout=settings.polling.timeout,
+        observer=stats,
+        budget=budget,
+        pool_size=max(16, settings.polling.concurrency * 2),
+    )
+    resources.closers.append(client.close)
+    poller = Poller(settings, client, stats)
+    publisher = Publisher(poller.snapshot)
+    poller.on_publish = publisher.publish
+    return poller, budget, publisher
+
+
+def _announce(args: argparse.Namespace, settings: Settings, app: ExporterApp, server: HttpServer, fd_limit: int) -> None:
+    """The start-up log line (tests and operators wait for it), and the demo's banner."""
     host, port = server.address
     web = app.web_config()
     log.info(
@@ -308,12 +336,6 @@ def _run(
     )
     if args.demo:
         print(demo_banner(host, port, args.telemetry_path, web.tls is not None), flush=True)
-    poller.start()
-    resources.closers.append(poller.stop)
-
-    signals.serve(on_sighup)
-    log.info("shutting down")
-    return 0
 
 
 def demo_banner(host: str, port: int, telemetry_path: str, tls: bool) -> str:
