@@ -126,21 +126,22 @@ class ArmApi:
             if child.lower() != "latest":
                 return _not_found(f"{pool_type}/{route.name}/runtimeViews", child, route.resource_group)
             lowercase = sim.lowercase_states_now()
-            return json_reply(200, shapes.runtime_view(pool, query["api-version"], sim.wall(sim.clock()), lowercase))
+            return json_reply(200, shapes.runtime_view(pool, query["api-version"], sim.wall(sim.clock()), lowercase,
+                                                       sim.wall))
         assert isinstance(pool, VirtualMachinePool)
         if route.operation == "vm_list":
-            return self._page(sorted(pool.members.items()), lambda vm: shapes.standby_virtual_machine(pool, vm),
-                              path, query, base_url)
+            return self._page(sorted(pool.members.items()),
+                              lambda vm: shapes.standby_virtual_machine(pool, vm, sim.wall), path, query, base_url)
         vm = pool.members.get(child.lower())
         if vm is None:
             return _not_found(f"{pool_type}/{route.name}/standbyVirtualMachines", child, route.resource_group)
-        return json_reply(200, shapes.standby_virtual_machine(pool, vm))
+        return json_reply(200, shapes.standby_virtual_machine(pool, vm, sim.wall))
 
     def _pool_body(self, pool: Pool, api_version: str) -> dict[str, Any]:
         if isinstance(pool, ContainerGroupPool):
             return shapes.container_group_pool(pool, api_version, self._sim.wall)
         assert isinstance(pool, VirtualMachinePool)
-        return shapes.virtual_machine_pool(pool, self._sim.wall)
+        return shapes.virtual_machine_pool(pool, api_version, self._sim.wall)
 
     def _page(self, items: list[tuple[str, _T]], render: Callable[[_T], dict[str, Any]], path: str,
               query: Mapping[str, str], base_url: str) -> Reply:
