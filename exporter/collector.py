@@ -102,13 +102,35 @@ def health_state(snapshot: Snapshot) -> Metric:
 
 def info(snapshot: Snapshot) -> Metric:
     family = _gauge(
-        snapshot, "info", "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set.",
-        ("location", "virtual_machine_state", "scale_set"),
+        snapshot, "info",
+        "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set; "
+        "zones lists a container group pool's availability zones (\"1,2,3\", empty when none).",
+        ("location", "virtual_machine_state", "scale_set", "zones"),
     )
     for status, data in _with_data(snapshot):
         pool = data.pool
-        family.add_metric([*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or ""], 1.0)
+        family.add_metric([*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or "",
+                           ",".join(pool.zones)], 1.0)
     return family
+
+
+def vm_state_distribution_ratio(snapshot: Snapshot) -> Metric:
+    family = _gauge(
+        snapshot, "vm_state_distribution_ratio",
+        "Share of a Mix virtual machine pool's ready VMs kept in each state (vmStateDistribution), 0 to 1.", ("state",),
+    )
+    for status, data in _with_data(snapshot):
+        for share in data.pool.vm_state_distribution:
+            family.add_metric([*_pool_values(status), share.state], share.ratio)
+    return family
+
+
+def post_provisioning_delay_seconds(snapshot: Snapshot) -> Metric:
+    return _per_pool(
+        snapshot, "post_provisioning_delay_seconds",
+        "Time a new VM waits after provisioning before it counts as available (elasticityProfile.postProvisioningDelay), when set.",
+        lambda data: data.pool.post_provisioning_delay_seconds,
+    )
 
 
 def members(snapshot: Snapshot) -> Metric:
@@ -286,6 +308,7 @@ def exporter_build_info(snapshot: Snapshot) -> Metric:
 
 FAMILIES: tuple[Callable[[Snapshot], Metric], ...] = (
     instances, max_ready_capacity, min_ready_capacity, provisioning_state, health_state, info,
+    vm_state_distribution_ratio, post_provisioning_delay_seconds,
     members, members_ready, member_ready, member_in_pool,
     forecast_instances_requested, forecast_start_timestamp_seconds, forecast_interval_seconds, forecast_accuracy_ratio,
     up, last_success_timestamp_seconds, poll_duration_seconds,
