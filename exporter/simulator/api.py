@@ -96,14 +96,15 @@ class ArmApi:
     def _container_group_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         groups = self._sim.container_groups(route.subscription_id, route.resource_group)
         return self._page([(shapes.container_group_id(group).lower(), group) for group in groups],
-                          lambda group: shapes.container_group(group, False, self._sim.wall), path, query, base_url)
+                          lambda group: shapes.container_group(group, False, self._sim.wall, query["api-version"]),
+                          path, query, base_url)
 
     def _container_group(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         assert route.name is not None and route.resource_group is not None
         group = self._sim.container_group(route.subscription_id, route.resource_group, route.name)
         if group is None:
             return _not_found("Microsoft.ContainerInstance/containerGroups", route.name, route.resource_group)
-        return json_reply(200, shapes.container_group(group, True, self._sim.wall))
+        return json_reply(200, shapes.container_group(group, True, self._sim.wall, query["api-version"]))
 
     def _vm_instance_view(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         assert route.name is not None and route.resource_group is not None

@@ -234,8 +234,11 @@ def container_group_id(group: ContainerGroup) -> str:
             f"/providers/Microsoft.ContainerInstance/containerGroups/{group.name}")
 
 
-def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall) -> Json:
-    """A container group; the list form has no instanceView anywhere, the GET form has both."""
+def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall, api_version: str) -> Json:
+    """A container group; the list form has no instanceView anywhere, the GET form has both.
+
+    ``isCreatedFromStandbyPool`` (read-only) from api-version 2025-09-01, as Microsoft's examples of it show.
+    """
     provisioning, state, container_state = _status(group)
     provisioning = group.overrides.get("provisioning_state", provisioning)
     state = group.overrides.get("state", state)
@@ -258,6 +261,8 @@ def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall)
         "ipAddress": address,
         "osType": "Linux",
     }
+    if since(api_version, "2025-09-01"):
+        properties["isCreatedFromStandbyPool"] = group.pool is not None
     if with_instance_view:
         container["instanceView"] = _container_instance_view(group, container_state, wall)
         properties["instanceView"] = {"events": _group_events(group, state, wall), "state": state}

@@ -61,6 +61,11 @@ STANDBY_MODELS: dict[str, type] = {
 NEWER_THAN_SDK: dict[str, dict[str, str]] = {
     "vm_pool": {"properties.vmStateDistribution": "2026-04-01"},  # Mix pools, 2026-04-01 swagger
 }
+# The same for container groups (azure-mgmt-containerinstance), by Microsoft.ContainerInstance api-version.
+ACI_NEWER_THAN_SDK: dict[str, str] = {
+    "properties.isCreatedFromStandbyPool": "2025-09-01",  # in Microsoft's 2025-09-01 ContainerGroupsGet examples
+}
+ACI_VERSIONS = (SDK_ACI, "2025-09-01")  # the SDK's, and the exporter's default
 
 # Fields of Microsoft's examples that Microsoft's own swagger for that api-version does not define: the simulator
 # does not serve them (the SDK would reject them). degradedPolicy: not in StandbyContainerGroupPoolResourceProperties
@@ -229,20 +234,27 @@ def test_simulator_serves_every_field_of_microsofts_examples(client: Client, api
     assert not {name: paths for name, paths in missing.items() if paths}
 
 
-def test_container_groups_deserialise_with_azure_mgmt_containerinstance(client: Client) -> None:
+@pytest.mark.parametrize("api_version", ACI_VERSIONS)
+def test_container_groups_deserialise_with_azure_mgmt_containerinstance(client: Client, api_version: str) -> None:
     groups = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/containerGroups"
-    names, states = [], set()
-    for page in client.pages(groups, SDK_ACI):
-        assert unmodelled(aci.ContainerGroupListResult, page) == []
-        names += [item["name"] for item in page["value"]]
+    allowed = {path for path, first in ACI_NEWER_THAN_SDK.items() if since(api_version, first)}
+    names, states, extra = [], set(), set()
+    for page in client.pages(groups, api_version):
+        assert set(page) <= PAGE_KEYS
+        for item in page["value"]:
+            extra.update(unmodelled(aci.ContainerGroup, item))
+            names.append(item["name"])
     for name in names:
-        body = client.get(f"{groups}/{name}", SDK_ACI)
-        assert unmodelled(aci.ContainerGroup, body) == [], name
+        body = client.get(f"{groups}/{name}", api_version)
+        extra.update(unmodelled(aci.ContainerGroup, body))
         states.add(body["properties"]["instanceView"]["state"])
+        if allowed:  # pool members (named <pool>_<suffix>) and other container groups told apart
+            assert body["properties"]["isCreatedFromStandbyPool"] == name.startswith(("cg-zonal_", "cg-plain_")), name
         if body["properties"]["instanceView"]["state"] in ("Pending", "Failed"):
             assert body["properties"]["instanceView"]["events"], name
+    assert extra == allowed  # nothing unmodelled beyond the allow-list, and every allowed field served
     assert states >= {"Running", "Pending", "Failed"}
-    error = client.get(f"{groups}/nope", SDK_ACI, 404)
+    error = client.get(f"{groups}/nope", api_version, 404)
     assert set(error) == {"error"} and unmodelled(aci.CloudErrorBody, error["error"]) == []
 
 
