@@ -11,8 +11,8 @@ from typing import TypedDict
 
 from .access import ReadThrottle, TokenIssuer
 from .entities import (
-    POOL_RESOURCE_TYPES,
     MIX,
+    POOL_RESOURCE_TYPES,
     VM_TRANSITION,
     ContainerGroup,
     ContainerGroupPool,

@@ -71,7 +71,7 @@ def _walk(value: object, raw: object, path: str, annotation: object = None) -> I
     elif isinstance(value, list):
         assert isinstance(raw, list) and len(raw) == len(value), path
         item_annotation = _element(annotation, list)
-        for item, raw_item in zip(value, raw):
+        for item, raw_item in zip(value, raw, strict=True):
             yield from _walk(item, raw_item, f"{path}[]", item_annotation)
     elif isinstance(value, Mapping):  # a map-typed field (tags): its keys are data, not fields
         assert isinstance(raw, Mapping), path
