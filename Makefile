@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 LISTEN ?= :9863
 
-.PHONY: install demo test test-fast bench promtool check-config lint clean
+.PHONY: install demo test test-fast golden generate bench promtool check-config lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,29 @@ install: $(STAMP)
 demo: install
 	$(BIN)/standby-pool-exporter --demo --web.listen-address=$(LISTEN)
 
-## The whole suite: unit, end-to-end (simulator + real exporter process + real azure-identity), promtool.
+## The whole suite: unit, end-to-end (simulator + real exporter process + real azure-identity), promtool;
+## prints the slowest tests.
 test: install promtool
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
-## Unit tests only.
+## ruff (lint and import order) and mypy --strict on exporter/; part of `make test`.
+lint: install
+	$(BIN)/ruff check exporter tests bench docs grafana deploy
+	$(BIN)/mypy
+
+## A developer's loop: everything but the tests marked slow (soak, real Prometheus).
 test-fast: install
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## Rewrite the golden exposition files after an intended metric change; review the diff like code.
+golden: install
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit/test_collector.py tests/unit/test_exposition_golden.py
+
+## Regenerate every generated file: metric reference and contract, dashboard, PrometheusRule.
+generate: install
+	$(BIN)/python docs/generate_metrics.py
+	$(BIN)/python grafana/generate_dashboard.py
+	$(BIN)/python deploy/kubernetes/generate_prometheusrule.py
 
 ## promtool and prometheus come from Debian's `prometheus` package; installed when run as root.
 promtool:

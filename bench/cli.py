@@ -39,6 +39,14 @@ def _phases(text: str) -> tuple[str, ...]:
     return phases
 
 
+def _burst_scenario(value: str) -> tuple[float, int, int, int]:
+    try:
+        rate, burst, concurrency, retry_after = value.split("/")
+        return float(rate), int(burst), int(concurrency), int(retry_after)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RATE/BURST/CONCURRENCY/RETRY_AFTER such as 20/20/16/3, got {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="""\
 Run the exporter against the ARM simulator and print one table with PASS/FAIL per target.
@@ -67,6 +75,8 @@ Progress goes to stderr, the table to stdout (and to --results-dir).""",
     runs.add_argument("--rate", type=float, default=10.0, help="azure.max_reads_per_second of the budget phase (default 10)")
     runs.add_argument("--burst", type=int, default=50, help="azure.max_read_burst of the budget phase (default 50)")
     runs.add_argument("--retry-after", type=int, default=5, help="Retry-After of the injected 429 (default 5)")
+    runs.add_argument("--burst-scenario", type=_burst_scenario, default=(20.0, 20, 16, 3),
+                      help="RATE/BURST/CONCURRENCY/RETRY_AFTER of the budget phase's small-burst run (default 20/20/16/3)")
     runs.add_argument("--memory-cycles", type=int, default=None, help="cycles the exporter process runs (default 3; --quick 2)")
     runs.add_argument("--memory-interval", type=float, default=10.0, help="polling.interval of the exporter process (default 10)")
     out = parser.add_argument_group("output")
@@ -117,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             retry_after=args.retry_after, log=_log)
         rep.add_budget(report, budget)
         raw["budget"] = asdict(budget)
+        rate, burst, concurrency, retry_after = args.burst_scenario
+        small = run_budget(World(bp, bm, brg, args.page_size), rate=rate, burst=burst, concurrency=concurrency,
+                           retry_after=retry_after, log=_log)
+        rep.add_budget(report, small, "small burst")
+        raw["budget_small_burst"] = asdict(small)
     if "memory" in args.phases:
         memory = run_memory(world, concurrency=args.concurrency, cycles=memory_cycles, interval=args.memory_interval,
                             timeout=600.0 if not quick else 300.0, log=_log)

@@ -16,10 +16,12 @@ from typing import Any
 
 from exporter.arm import ArmClient, ReadBudget
 from exporter.armstats import ArmStats
-from exporter.collector import render
+from exporter.exposition import render
 from exporter.config import Settings, load_settings
-from exporter.poller import Poller, Snapshot, container_groups_path, pool_path
-from exporter.simulator.bench import BenchPool, bench_layout
+from exporter.poller import Poller
+from exporter.resources import container_groups_path, pool_path
+from exporter.snapshot import Snapshot
+from exporter.simulator.bench_world import BenchPool, bench_layout
 from exporter.simulator.world import RequestRecord
 
 from .procs import SimulatorProcess

@@ -164,22 +164,27 @@ def add_scrapes(report: Report, results: list[ScrapeResult]) -> None:
                    f"{_ms(result.p(plain, 0.5))} / {_ms(result.p(plain, 0.99))} ({result.body_bytes[plain]:,} B)")
 
 
-def add_budget(report: Report, result: BudgetResult) -> None:
-    report.add(f"Budget {result.rate:g}/s burst {result.burst}: most reads in any 1 s window ({result.reads} reads, "
-               f"{result.world.pools} pools x {result.world.members})", str(result.max_in_window),
+def add_budget(report: Report, result: BudgetResult, name: str = "budget") -> None:
+    report.add(f"Budget {result.rate:g}/s burst {result.burst}, concurrency {result.concurrency}: most reads in any 1 s window "
+               f"({result.reads} reads, {result.world.pools} pools x {result.world.members})", str(result.max_in_window),
                f"<= {result.window_limit}",
-               report.verdict("budget window", result.max_in_window <= result.window_limit,
+               report.verdict(f"{name} window", result.max_in_window <= result.window_limit,
                               f"at most {result.max_in_window} reads in a 1 s window (limit {result.window_limit})"))
+    if result.max_after_pause is not None:
+        report.add(f"Budget {result.rate:g}/s burst {result.burst}, concurrency {result.concurrency}: busiest 1 s window after the "
+                   f"Retry-After {result.retry_after} s pause", str(result.max_after_pause), f"<= {result.window_limit}",
+                   report.verdict(f"{name} after pause", result.max_after_pause <= result.window_limit,
+                                  f"at most {result.max_after_pause} reads in a 1 s window after the pause (limit {result.window_limit})"))
     if result.pools_up != result.world.pools or set(result.statuses) - {200, 429}:
         report.add("  budget cycle problems", f"statuses {result.statuses}, {result.pools_up}/{result.world.pools} pools up")
     if result.throttled_at is None:
         report.add(f"Budget: after a 429 with Retry-After {result.retry_after}", "no 429 was injected", "0 requests",
-                   report.verdict("budget pause", False, "the injected 429 never happened"))
+                   report.verdict(f"{name} pause", False, "the injected 429 never happened"))
         return
     gap = f"{result.next_request_after:.2f} s" if result.next_request_after is not None else "none"
     report.add(f"Budget: requests to the subscription within {result.retry_after} s after a 429 (Retry-After {result.retry_after})",
                f"{result.requests_during_pause} (next after {gap})", "0",
-               report.verdict("budget pause", result.requests_during_pause == 0,
+               report.verdict(f"{name} pause", result.requests_during_pause == 0,
                               f"{result.requests_during_pause} requests during the pause; next after {gap}"))
 
 

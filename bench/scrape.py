@@ -23,7 +23,7 @@ from typing import Any
 from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 
 from .procs import REPO
 
@@ -52,12 +52,12 @@ def build_snapshot(pools: int, members: int, subscription: str = SUBSCRIPTION, r
         pool = model.Pool(name=name, location="westeurope", provisioning_state="Succeeded", max_ready_capacity=members)
         group_members = tuple(model.Member(name=f"{name}_{member:08x}", provisioning_state="Succeeded", state="Running", ready=True)
                               for member in range(members))
-        statuses.append(PoolStatus(ref, polled=True, up=True, last_success=now, poll_duration=0.25,
+        statuses.append(PoolStatus(ref, polled=True, up=True, last_success=now, poll_duration=0.25, resource_up=True, members_up=True,
                                    data=PoolData(pool=pool, runtime=runtime, members=group_members)))
     operations = {"runtime_view": pools, "pool_list": pools, "container_group_list": pools, "container_group": pools * members}
     arm = ArmStatsSnapshot(requests={(subscription, operation, "200"): count for operation, count in operations.items()},
-                           remaining_reads={subscription: 11999})
-    return Snapshot(pools=tuple(statuses), arm=arm, interval=60.0, cycle_duration=12.5)
+                           remaining_reads={subscription: 249}, remaining_global_reads={subscription: 3749})
+    return Snapshot(pools=tuple(statuses), arm=arm, interval=60.0, cycle_duration=12.5, subscriptions=(subscription,))
 
 
 def count_series(text: bytes) -> int:
@@ -66,7 +66,7 @@ def count_series(text: bytes) -> int:
 
 def shape_for(series: int) -> tuple[int, int]:
     """(pools, members) whose snapshot renders about ``series`` series (about 100 series per pool)."""
-    from exporter.collector import render
+    from exporter.exposition import render
 
     base = count_series(render(build_snapshot(1, 0)).text)
     per_pool = count_series(render(build_snapshot(2, 0)).text) - base
@@ -80,8 +80,10 @@ def shape_for(series: int) -> tuple[int, int]:
 def serve(pools: int, members: int, max_seconds: float, max_samples: int) -> None:
     from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
-    from exporter.collector import Publisher, SnapshotCollector
-    from exporter.server import ExporterApp, ExporterHTTPServer, serve as serve_http
+    from exporter.collector import SnapshotCollector
+    from exporter.exposition import Publisher
+    from exporter.server import HttpServer
+    from exporter.webapp import ExporterApp
 
     snapshot = build_snapshot(pools, members)
     registry = CollectorRegistry(auto_describe=False)
@@ -101,14 +103,14 @@ def serve(pools: int, members: int, max_seconds: float, max_samples: int) -> Non
     live = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=live)
     PlatformCollector(registry=live)
-    server = ExporterHTTPServer(("127.0.0.1", 0), ExporterApp(publisher, live, "/metrics"))
-    serve_http(server)
+    server = HttpServer(("127.0.0.1", 0), ExporterApp(publisher, live, "/metrics"))
+    server.start()
     print(json.dumps({
-        "port": server.server_address[1], "series": count_series(text), "generate_latest": durations,
+        "port": server.address[1], "series": count_series(text), "generate_latest": durations,
         "render": render_seconds, "text_bytes": len(exposition.text), "gzip_bytes": len(gzipped[True]),
     }), flush=True)
     sys.stdin.read()  # until the client closes our stdin
-    server.shutdown()
+    server.stop()
 
 
 # ---- the client side ------------------------------------------------------------------------------

@@ -1,34 +1,43 @@
 """Azure Resource Manager client: one ``requests.Session``, bearer tokens, paging, retries, typed errors.
 
 Returns plain JSON. The bearer token goes only to the configured ARM origin: a ``nextLink`` that points
-anywhere else is refused before any request is made.
+anywhere else is refused before any request is made, and the list ends with the pages read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import logging
+import math
+import os
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
 
+from .credentials import explain
+
 log = logging.getLogger(__name__)
+
+# How long a failed token request answers for the reads that follow it (those of the same cycle).
+CREDENTIAL_FAILURE_HOLD = 0.5
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 TOKEN_REFRESH_MARGIN = 300.0
-_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_EPSILON = 1e-9  # seconds: float rounding in the read budget
 
 
-class ErrorKind:
+class ErrorKind(StrEnum):
+    """Why an ARM read failed; the ``kind`` field of log lines and landing page."""
+
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
@@ -44,7 +53,7 @@ class ArmError(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: ErrorKind,
         message: str,
         *,
         status: int | None = None,
@@ -95,7 +104,8 @@ class RetryPolicy:
 class RequestObserver(Protocol):
     """Told about every HTTP exchange and budget wait (for self-metrics); must be cheap and thread-safe."""
 
-    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None: ...
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None,
+                     remaining_global_reads: int | None = None) -> None: ...
 
     def throttled(self, subscription_id: str) -> None: ...
 
@@ -105,7 +115,8 @@ class RequestObserver(Protocol):
 
 
 class _NullObserver:
-    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None) -> None:
+    def request_done(self, subscription_id: str, operation: str, code: str, remaining_reads: int | None,
+                     remaining_global_reads: int | None = None) -> None:
         return None
 
     def throttled(self, subscription_id: str) -> None:
@@ -118,11 +129,36 @@ class _NullObserver:
         return None
 
 
+@dataclass
+class _Lane:
+    """One subscription's budget: a GCRA token bucket plus the Retry-After pause.
+
+    ``tat`` is the bucket's theoretical arrival time: the bucket is full when ``tat`` is not after now and
+    holds ``burst - (tat - now) x rate`` tokens otherwise. ``shifted`` is the total time pauses have pushed
+    back the reservations made so far.
+    """
+
+    tat: float
+    paused_until: float = -math.inf
+    shifted: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reader's place in its subscription's queue: a departure time, before any later pause."""
+
+    subscription_id: str
+    departure: float
+    shifted: float  # the lane's ``shifted`` when reserved
+
+
 class ReadBudget:
     """Client-side token bucket per subscription, plus pauses ordered by ARM's ``Retry-After``.
 
-    Each read reserves a token at once (the balance may go negative) and sleeps until its turn, so
-    concurrent readers are served in order and the rate never exceeds ``rate`` after the first ``burst``.
+    Each read reserves its departure at once (first come, first served) and sleeps until then, so no 1 s
+    window holds more than ``rate + burst`` reads. A pause pushes every reservation not yet sent back by
+    its length and freezes the bucket meanwhile: the bucket does not fill during a pause, and the readers
+    queued during it go out afterwards at the budgeted rate, in order. Nothing is sent while a pause lasts.
     ``rate`` 0 means no client-side limit; pauses still apply.
     """
 
@@ -132,52 +168,95 @@ class ReadBudget:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens: dict[str, tuple[float, float]] = {}  # subscription -> (balance, as of)
-        self._paused_until: dict[str, float] = {}
+        self._lanes: dict[str, _Lane] = {}
+
+    def _lane(self, subscription_id: str, now: float) -> _Lane:
+        lane = self._lanes.get(subscription_id)
+        if lane is None:
+            lane = self._lanes[subscription_id] = _Lane(tat=now)
+        return lane
 
     def update(self, rate: float, burst: int) -> None:
-        """Apply a reloaded budget; balances carry over, capped at the new burst."""
+        """Apply a reloaded budget; balances carry over, capped at the new burst. Reservations made stand."""
         with self._lock:
+            now = self._clock()
+            for lane in self._lanes.values():
+                tokens = self._burst - max(0.0, lane.tat - now) * self._rate if self._rate > 0 else float(burst)
+                lane.tat = now + (burst - min(tokens, burst)) / rate if rate > 0 else now
             self._rate, self._burst = rate, float(burst)
-            self._tokens = {sub: (min(balance, self._burst), as_of) for sub, (balance, as_of) in self._tokens.items()}
 
     def pause(self, subscription_id: str, seconds: float) -> None:
+        """Send nothing to this subscription for ``seconds`` (Retry-After); queued reads move back by the extension."""
         with self._lock:
-            until = self._clock() + seconds
-            self._paused_until[subscription_id] = max(until, self._paused_until.get(subscription_id, 0.0))
+            now = self._clock()
+            lane = self._lane(subscription_id, now)
+            start, until = max(lane.paused_until, now), now + seconds
+            if until <= start:
+                return
+            extension = until - start
+            lane.tat = max(lane.tat, start) + extension
+            lane.shifted += extension
+            lane.paused_until = until
 
     def paused_for(self, subscription_id: str) -> float:
         with self._lock:
-            return max(0.0, self._paused_until.get(subscription_id, 0.0) - self._clock())
+            lane = self._lanes.get(subscription_id)
+            return 0.0 if lane is None else max(0.0, lane.paused_until - self._clock())
+
+    def reserve(self, subscription_id: str) -> Reservation:
+        """Take the next place in the subscription's queue."""
+        with self._lock:
+            now = self._clock()
+            lane = self._lane(subscription_id, now)
+            departure = now
+            if self._rate > 0:
+                interval = 1.0 / self._rate
+                tat = max(lane.tat, now)
+                departure = tat - (self._burst - 1.0) * interval
+                if departure - now < _EPSILON:  # within float rounding of now: a token is there
+                    departure = now
+                lane.tat = tat + interval
+            return Reservation(subscription_id, departure, lane.shifted)
+
+    def due(self, reservation: Reservation) -> float:
+        """When the reservation may be sent, given the pauses since it was made."""
+        with self._lock:
+            lane = self._lanes[reservation.subscription_id]
+            return max(reservation.departure + lane.shifted - reservation.shifted, lane.paused_until)
 
     def acquire(self, subscription_id: str) -> float:
         """Wait for this subscription's turn; return the seconds waited."""
-        waited = 0.0
-        if self._rate > 0:
-            with self._lock:
-                now = self._clock()
-                balance, as_of = self._tokens.get(subscription_id, (self._burst, now))
-                balance = min(self._burst, balance + (now - as_of) * self._rate) - 1.0
-                self._tokens[subscription_id] = (balance, now)
-            if balance < 0:
-                delay = -balance / self._rate
-                self._sleep(delay)
-                waited += delay
-        while (pause := self.paused_for(subscription_id)) > 0:
-            self._sleep(pause)
-            waited += pause
+        reservation = self.reserve(subscription_id)
+        waited, due = 0.0, self.due(reservation)
+        while (wait := due - self._clock()) > 0:
+            self._sleep(wait)
+            waited += wait
+            later = self.due(reservation)  # a pause that began meanwhile moves the turn back
+            if later == due:
+                break
+            due = later
         return waited
 
 
 class TokenCache:
-    """Reuses an access token until it is within ``TOKEN_REFRESH_MARGIN`` of expiry."""
+    """Reuses an access token until it is within ``TOKEN_REFRESH_MARGIN`` of expiry.
 
-    def __init__(self, credential: TokenCredential, scope: str, clock: Callable[[], float] = time.time) -> None:
+    A failed token request is logged once (which sources were tried, what would fix it) and answers
+    every read for ``CREDENTIAL_FAILURE_HOLD`` seconds: the concurrent reads of one poll cycle share one
+    attempt, and one log line, instead of each asking azure-identity again.
+    """
+
+    def __init__(
+        self, credential: TokenCredential, scope: str, clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._credential = credential
         self._scope = scope
         self._clock = clock
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._token: AccessTokenLike | None = None
+        self._failure: tuple[float, str] | None = None  # (when, message) of the last failed request
 
     def get(self, rejected: str | None = None, claims: str | None = None) -> str:
         """The cached token, refreshed near expiry or when it is the ``rejected`` one (ARM answered 401).
@@ -189,6 +268,8 @@ class TokenCache:
             token = self._token
             force_refresh = rejected is not None and token is not None and token.token == rejected
             if force_refresh or token is None or token.expires_on - self._clock() < TOKEN_REFRESH_MARGIN:
+                if self._failure is not None and self._monotonic() - self._failure[0] < CREDENTIAL_FAILURE_HOLD:
+                    raise ArmError(ErrorKind.CREDENTIAL, self._failure[1])
                 try:
                     token = (
                         self._credential.get_token(self._scope, claims=claims or _fresh_token_claims(self._clock()))
@@ -196,8 +277,11 @@ class TokenCache:
                         else self._credential.get_token(self._scope)
                     )
                 except Exception as exc:  # azure-identity raises several unrelated types
-                    raise ArmError(ErrorKind.CREDENTIAL, f"cannot get an access token: {_first_line(exc)}") from None
-                self._token = token
+                    message = f"cannot get an access token: {_first_line(exc)}"
+                    self._failure = (self._monotonic(), message)
+                    log.warning("no working Azure credential: every read fails until one works", extra=explain(exc))
+                    raise ArmError(ErrorKind.CREDENTIAL, message) from None
+                self._token, self._failure = token, None
             return token.token
 
 
@@ -249,11 +333,11 @@ class ArmClient:
         """GET one resource (``path`` relative to the ARM endpoint)."""
         return self._get_json(self._url(path), {"api-version": api_version}, operation, subscription_id)
 
-    def list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[dict[str, Any]]:
+    def list_all(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> list[Any]:
         """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
         return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
 
-    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[dict[str, Any]]:
+    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[Any]:
         url: str | None = self._url(path)
         params: dict[str, str] | None = {"api-version": api_version}
         pages = 0
@@ -262,9 +346,9 @@ class ArmClient:
             items = body.get("value")
             if not isinstance(items, list):
                 raise ArmError(ErrorKind.BAD_RESPONSE, "list response has no 'value' array", operation=operation)
-            yield from (item for item in items if isinstance(item, dict))
+            yield from items  # every item, malformed ones too: the caller names and skips those
             next_link = body.get("nextLink")
-            url, params = (self._checked_next_link(next_link, operation, subscription_id) if next_link else None), None
+            url, params = (self._next_url(next_link, operation, subscription_id) if next_link else None), None
             pages += 1
             if pages > 10_000:
                 raise ArmError(ErrorKind.BAD_RESPONSE, "more than 10000 pages: refusing to loop", operation=operation)
@@ -272,19 +356,20 @@ class ArmClient:
     def _url(self, path: str) -> str:
         return self._endpoint + (path if path.startswith("/") else "/" + path)
 
-    def _checked_next_link(self, link: object, operation: str, subscription_id: str) -> str:
-        if not isinstance(link, str):
-            raise ArmError(ErrorKind.BAD_RESPONSE, "nextLink is not a string", operation=operation)
-        parts = urlsplit(link)
-        if (parts.scheme, parts.netloc.lower()) != self._origin:
-            self._observer.next_link_refused(subscription_id)
-            # Never name the target host's token-bearing request; say only where it pointed.
-            raise ArmError(
-                ErrorKind.BAD_RESPONSE,
-                f"refusing nextLink to {parts.scheme}://{parts.netloc} (not the ARM endpoint {self._endpoint})",
-                operation=operation,
-            )
-        return link
+    def _next_url(self, link: object, operation: str, subscription_id: str) -> str | None:
+        """The next page's URL, or None when ``link`` leaves the ARM endpoint: the token never goes there, and the
+        list ends at the last page read (counted, and logged without the token)."""
+        if isinstance(link, str):
+            parts = urlsplit(link)
+            if (parts.scheme, parts.netloc.lower()) == self._origin:
+                return link
+            where = f"{parts.scheme}://{parts.netloc}"
+        else:
+            where = f"a {type(link).__name__}, not a URL"
+        self._observer.next_link_refused(subscription_id)
+        log.warning("refusing nextLink: the list ends at the last page read", extra={
+            "operation": operation, "subscription_id": subscription_id, "next_link": _one_line(where, 120), "arm_endpoint": self._endpoint})
+        return None
 
     def _get_json(self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str) -> dict[str, Any]:
         attempt = 0
@@ -302,14 +387,15 @@ class ArmClient:
                         return self._get_once(url, params, operation, subscription_id, token)
                     except ArmError as again:
                         error = again
+                throttled = error.status == 429
+                if throttled:
+                    # Every reader of this subscription waits out Retry-After, not just this one, and so does the
+                    # next read after a last attempt: nothing goes to the subscription before it has passed.
+                    self._observer.throttled(subscription_id)
+                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else self._backoff(attempt))
                 if not self._retryable(error) or attempt >= self._retry.attempts:
                     raise error
-                delay = self._backoff(attempt)
-                if error.kind == ErrorKind.THROTTLED:
-                    # Every reader of this subscription waits out Retry-After, not just this one.
-                    self._observer.throttled(subscription_id)
-                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else delay)
-                    delay = 0.0
+                delay = 0.0 if throttled else self._backoff(attempt)  # the pause is the wait
                 log.debug(
                     "retrying ARM read", extra={"operation": operation, "attempt": attempt, "delay": round(delay, 3), "error": error.kind}
                 )
@@ -317,7 +403,8 @@ class ArmClient:
 
     @staticmethod
     def _retryable(error: ArmError) -> bool:
-        return error.kind in (ErrorKind.THROTTLED, ErrorKind.SERVER, ErrorKind.TRANSPORT)
+        """Server errors, transport errors and 429s; not a read refused locally because the pause is too long."""
+        return error.kind in (ErrorKind.SERVER, ErrorKind.TRANSPORT) or error.status == 429
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retry.backoff_max, self._retry.backoff_base * 2 ** (attempt - 1))
@@ -344,8 +431,11 @@ class ArmClient:
         except requests.RequestException as exc:
             self._observer.request_done(subscription_id, operation, "error", None)
             raise ArmError(ErrorKind.TRANSPORT, _describe_transport(exc), operation=operation) from None
-        remaining = _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads"))
-        self._observer.request_done(subscription_id, operation, str(response.status_code), remaining)
+        self._observer.request_done(
+            subscription_id, operation, str(response.status_code),
+            _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads")),
+            _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-global-reads")),
+        )
         request_id = response.headers.get("x-ms-request-id")
         if body is None:
             raise ArmError(

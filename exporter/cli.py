@@ -9,19 +9,23 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from . import __version__, logs
+from . import __version__, credentials, logs, preflight
 from .arm import ArmClient, ReadBudget, TokenCredential
 from .armstats import ArmStats
-from .collector import Publisher
+from .basicauth import Authenticator
 from .config import ConfigError, Settings, load_file, shard_count, shard_index
+from .exposition import Publisher
 from .poller import Poller
-from .server import ExporterApp, ExporterHTTPServer, ReloadNotSupported, parse_listen_address, serve
+from .reload import Reloader, apply_flags
+from .server import HttpServer, Limits, parse_listen_address, raise_fd_limit
+from .webapp import ExporterApp
 from .webconfig import WebConfig, WebConfigError, WebConfigWatcher
 
 log = logging.getLogger("exporter.cli")
@@ -42,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="web configuration (exporter-toolkit format) for TLS, client certificates, basic auth and headers; re-read when it changes",
     )
     parser.add_argument(
+        "--web.max-connections", dest="max_connections", type=_positive_int, default=Limits.max_connections,
+        help="most HTTP connections held open at once; at the limit the longest-idle one is closed (default: %(default)s)",
+    )
+    parser.add_argument(
         "--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
         help="enable POST /-/reload (reload the configuration file, as SIGHUP does)",
     )
@@ -55,10 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log.level", dest="log_level", default="info", choices=list(logs.LEVELS), help="minimum log level (default: %(default)s)")
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"], help="log format (default: %(default)s)")
-    parser.add_argument("--check-config", dest="check_config", action="store_true", help="validate the configuration, print what is wrong, exit 0 or 2")
+    parser.add_argument("--check-config", dest="check_config", action="store_true",
+                        help="validate the configuration, print what is wrong, exit 0 or 2")
+    parser.add_argument(
+        "--check-access", dest="check_access", action="store_true",
+        help="validate the configuration (as --check-config), then get a token and make one read per configured subscription and pool kind; "
+             "print OK or the missing role action per subscription, exit 0 or 2",
+    )
     parser.add_argument("--demo", action="store_true", help="run against the built-in ARM simulator: no Azure account needed")
     parser.add_argument("--version", action="version", version=f"standby-pool-exporter {__version__}")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 1 <= number <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000000, got {number}")
+    return number
 
 
 def _integer_flag(convert: Callable[[object], int]) -> Callable[[str], int]:
@@ -77,129 +101,11 @@ def _integer_flag(convert: Callable[[object], int]) -> Callable[[str], int]:
     return parse
 
 
-def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
-    """``--shard.index`` / ``--shard.count`` override the configuration's ``sharding:`` section.
-
-    Raises ConfigError when the result has an index outside 0 .. count-1.
-    """
-    overrides = {key: value for key, value in (("index", args.shard_index), ("count", args.shard_count)) if value is not None}
-    if not overrides:
-        return settings
-    sharding = replace(settings.sharding, **overrides)
-    if sharding.index >= sharding.count:
-        index_from = "--shard.index" if "index" in overrides else "sharding.index"
-        count_from = "--shard.count" if "count" in overrides else "sharding.count"
-        raise ConfigError([f"{index_from}: must be below {count_from} ({sharding.count}), got {sharding.index}"])
-    return replace(settings, sharding=sharding)
-
-
-class Reloader:
-    """Configuration reload (SIGHUP, ``POST /-/reload``): re-read the file, apply it, or keep the running one.
-
-    Publishes ``azure_standby_pool_config_last_reload_successful`` and
-    ``azure_standby_pool_config_last_reload_success_timestamp_seconds`` in ``registry``. One reload at a
-    time. ``config_file=None`` (``--demo``) means reload is not supported.
-    """
-
-    def __init__(
-        self,
-        config_file: str | None,
-        args: argparse.Namespace,
-        running: Settings,
-        apply: Callable[[Settings], None],
-        registry: CollectorRegistry,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._config_file = config_file
-        self._args = args
-        self._running = running
-        self._apply = apply
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._successful = Gauge(
-            "azure_standby_pool_config_last_reload_successful",
-            "1 when the last configuration reload (or the initial load) succeeded, 0 when it failed.",
-            registry=registry,
-        )
-        self._success_time = Gauge(
-            "azure_standby_pool_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully.",
-            registry=registry,
-        )
-        self._successful.set(1)
-        self._success_time.set(clock())
-
-    @property
-    def supported(self) -> bool:
-        return self._config_file is not None
-
-    @property
-    def running(self) -> Settings:
-        return self._running
-
-    def reload(self) -> list[str]:
-        """Reload; return the problems (empty on success). Raises ReloadNotSupported in ``--demo`` mode."""
-        if self._config_file is None:
-            raise ReloadNotSupported("configuration reload is not supported in --demo mode")
-        with self._lock:
-            log.info("reloading configuration", extra={"file": self._config_file})
-            try:
-                settings = apply_flags(load_file(self._config_file), self._args)
-                _check_restart_only(self._running, settings)
-            except ConfigError as exc:
-                return self._failed(exc.problems)
-            try:
-                self._apply(settings)
-            except Exception as exc:  # the poller refused it: keep reporting the failure, keep serving
-                log.exception("cannot apply the reloaded configuration")
-                return self._failed([f"cannot apply the configuration: {type(exc).__name__}: {exc}"])
-            if settings.polling.timeout != self._running.polling.timeout:
-                log.warning(
-                    "polling.timeout changed: the HTTP client keeps its start value until a restart",
-                    extra={"running": self._running.polling.timeout, "configured": settings.polling.timeout},
-                )
-            self._running = settings
-            self._successful.set(1)
-            self._success_time.set(self._clock())
-            log.info(
-                "configuration reloaded",
-                extra={"file": self._config_file, "pools": len(settings.pools), "discovery": settings.discovery is not None,
-                       "shard": f"{settings.sharding.index}/{settings.sharding.count}"},
-            )
-            return []
-
-    def _failed(self, problems: list[str]) -> list[str]:
-        self._successful.set(0)
-        log.error("configuration reload failed: keeping the running configuration", extra={"file": self._config_file, "problems": len(problems)})
-        for problem in problems:
-            log.error("invalid configuration", extra={"file": self._config_file, "problem": problem})
-        return problems
-
-    def on_signal(self) -> None:
-        """SIGHUP: reload in its own thread (not in the signal handler), logging the outcome."""
-        if not self.supported:
-            log.warning("SIGHUP ignored: configuration reload is not supported in --demo mode")
-            return
-        threading.Thread(target=self.reload, name="reload", daemon=True).start()
-
-
-def _check_restart_only(running: Settings, new: Settings) -> None:
-    """The ARM origin, token scope and login authority are bound at start: changing them needs a restart."""
-    problems = [
-        f"azure.{key}: cannot change on reload ({getattr(running.azure, key)!r} -> {getattr(new.azure, key)!r}); restart the exporter"
-        for key in ("cloud", "resource_manager_endpoint")
-        if getattr(running.azure, key) != getattr(new.azure, key)
-    ]
-    if problems:
-        raise ConfigError(problems)
-
-
 @dataclass
 class _Resources:
     """Things to close on shutdown, in reverse order of creation."""
 
-    closers: list = field(default_factory=list)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -235,40 +141,80 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     if args.shard_index is not None and args.shard_count is not None and args.shard_index >= args.shard_count:
         parser.error(f"--shard.index must be below --shard.count ({args.shard_count}), got {args.shard_index}")
     logs.configure(args.log_level, args.log_format)
+    signals = _Signals(stop or threading.Event())
+    signals.install()  # before anything else: a signal during start-up must not take its default action
+    credentials.quiet_credential_noise(args.log_level)
     resources = _Resources()
     try:
-        return _run(parser, args, address, resources, stop or threading.Event())
+        return _run(parser, args, address, resources, signals)
     finally:
         resources.close()
+        signals.restore()
 
 
-def _web_config_source(watcher: WebConfigWatcher, path: str) -> Callable[[], WebConfig]:
-    """``watcher.current``, logging each successful reload once."""
-    lock = threading.Lock()
-    seen = [watcher.reloads_total]
+class _Signals:
+    """SIGTERM/SIGINT stop the exporter, SIGHUP reloads; installed first, so no signal during start-up kills it.
 
-    def current() -> WebConfig:
-        config = watcher.current()
-        with lock:
-            changed, seen[0] = watcher.reloads_total != seen[0], watcher.reloads_total
-        if changed:
-            log.info("web configuration reloaded", extra={"file": path, "tls": config.tls is not None, "users": len(config.basic_auth_users)})
-        return config
+    The handlers only set attributes (a handler runs between two bytecodes of the main thread, which may
+    hold any lock at that moment). The main thread's loop in :meth:`serve` acts on them; a SIGHUP that
+    arrived during start-up is acted on as soon as that loop runs.
+    """
 
-    return current
+    POLL = 0.2  # also bounds the delay when the kernel delivers a signal to another thread
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._stop_requested = False
+        self._hangups = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        handlers = {signal.SIGTERM: self._on_stop, signal.SIGINT: self._on_stop}
+        if hasattr(signal, "SIGHUP"):
+            handlers[signal.SIGHUP] = self._on_hangup
+        for signum, handler in handlers.items():
+            self._previous[signum] = signal.signal(signum, handler)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def serve(self, on_hangup: Callable[[], None]) -> None:
+        """Wait for SIGTERM/SIGINT (or ``stop``), calling ``on_hangup`` once per burst of SIGHUPs."""
+        handled = 0
+        while not self._stop_requested:
+            if self._hangups != handled:
+                handled = self._hangups
+                on_hangup()
+            if self.stop.wait(self.POLL):
+                return
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_requested = True
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._hangups += 1
 
 
-def _log_web_config_error(path: str) -> Callable[[WebConfigError], None]:
+def _web_config_watcher(path: str) -> WebConfigWatcher:
+    """The watcher of ``--web.config.file``, logging each reload and each rejected change."""
+
+    def on_reload(config: WebConfig) -> None:
+        log.info("web configuration reloaded", extra={"file": path, "tls": config.tls is not None, "users": len(config.basic_auth_users)})
+
     def on_error(exc: WebConfigError) -> None:
         log.error("web configuration reload failed: keeping the running web configuration", extra={"file": path, "problems": len(exc.problems)})
         for problem in exc.problems:
             log.error("invalid web configuration", extra={"file": path, "problem": problem})
 
-    return on_error
+    return WebConfigWatcher(path, on_error=on_error, on_reload=on_reload)
 
 
 def _run(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, address: tuple[str, int], resources: _Resources, stop: threading.Event
+    parser: argparse.ArgumentParser, args: argparse.Namespace, address: tuple[str, int], resources: _Resources, signals: _Signals
 ) -> int:
     errors: list[Exception] = []
     settings: Settings | None = None
@@ -279,7 +225,7 @@ def _run(
     watcher: WebConfigWatcher | None = None
     if args.web_config_file:
         try:
-            watcher = WebConfigWatcher(args.web_config_file, on_error=_log_web_config_error(args.web_config_file))
+            watcher = _web_config_watcher(args.web_config_file)
         except WebConfigError as exc:
             errors.append(exc)
     if errors or settings is None:
@@ -290,12 +236,13 @@ def _run(
         settings = apply_flags(settings, args)
     except ConfigError as exc:
         parser.error(exc.problems[0])
-    if args.check_config:
+    if args.check_config or args.check_access:
         print(f"configuration OK: {len(settings.pools)} pool(s)")
         if watcher is not None:
             print("web configuration OK")
-        return 0
+        return preflight.check_access(settings, credential) if args.check_access else 0
 
+    fd_limit, _ = raise_fd_limit()
     stats = ArmStats()
     budget = ReadBudget(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
     client = ArmClient(
@@ -316,22 +263,34 @@ def _run(
     ProcessCollector(registry=live_registry)
     PlatformCollector(registry=live_registry)
     reloader = Reloader(None if args.demo else args.config_file, args, settings, functools.partial(_apply, budget, poller), live_registry)
+    limits = Limits(max_connections=args.max_connections)
+    authenticator = Authenticator()
+    resources.closers.append(authenticator.close)
     app = ExporterApp(
         publisher, live_registry, args.telemetry_path,
-        web_config=_web_config_source(watcher, args.web_config_file) if watcher is not None else None,
-        reload=reloader.reload,
+        web_config=watcher.current if watcher is not None else None,
+        reload=reloader.submit,
         enable_lifecycle=args.enable_lifecycle,
+        authenticator=authenticator,
+        limits=limits,
     )
     try:
-        server = ExporterHTTPServer(address, app)
+        server = HttpServer(address, app, limits)
     except OSError as exc:
         log.error("cannot listen", extra={"address": args.listen_address, "err": str(exc)})
         return 1
-    resources.closers.append(server.server_close)
-    serve(server)
-    resources.closers.append(server.shutdown)
-    _install_signal_handlers(stop, reloader.on_signal)
-    host, port = server.server_address[:2]
+    server.start()
+    resources.closers.append(server.stop)
+    if watcher is not None:
+        watcher.start()
+        resources.closers.append(watcher.stop)
+
+    def on_sighup() -> None:
+        reloader.on_signal()
+        if watcher is not None:
+            watcher.request_reload()
+
+    host, port = server.address
     web = app.web_config()
     log.info(
         "exporter started",
@@ -340,12 +299,13 @@ def _run(
             "discovery": settings.discovery is not None, "shard": f"{settings.sharding.index}/{settings.sharding.count}",
             "endpoint": settings.azure.resource_manager_endpoint, "tls": web.tls is not None,
             "basic_auth": bool(web.basic_auth_users), "lifecycle": args.enable_lifecycle,
+            "max_connections": server.max_connections, "fd_limit": fd_limit,
         },
     )
     poller.start()
     resources.closers.append(poller.stop)
 
-    stop.wait()
+    signals.serve(on_sighup)
     log.info("shutting down")
     return 0
 
@@ -354,15 +314,6 @@ def _apply(budget: ReadBudget, poller: Poller, settings: Settings) -> None:
     """A reloaded configuration: the read budget at once, the rest from the next cycle."""
     budget.update(settings.azure.max_reads_per_second, settings.azure.max_read_burst)
     poller.reconfigure(settings)
-
-
-def _install_signal_handlers(stop: threading.Event, reload: Callable[[], None]) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda *_: reload())
 
 
 def run() -> None:

@@ -9,12 +9,18 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
+
+from .boundedfile import FileProblem, Problems, ProblemsError, load_yaml, read_bounded, short_repr
+from .model import PoolKind
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ DEFAULT_API_VERSIONS: dict[str, str] = {
     "compute": "2024-07-01",  # returns isVMInStandbyPool in a VM's instanceView
 }
 
-POOL_KINDS = ("container_group", "virtual_machine")
+POOL_KINDS = tuple(PoolKind)
 
 _SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
@@ -52,12 +58,10 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """One or more configuration problems, each prefixed with its dotted path."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    title = "invalid configuration"
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class PoolRef:
     subscription_id: str
     resource_group: str
     name: str
-    kind: str = "container_group"
+    kind: PoolKind = PoolKind.CONTAINER_GROUP
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -110,7 +114,7 @@ class DiscoverySettings:
     include: re.Pattern[str] = re.compile(".*")
     exclude: re.Pattern[str] | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    kinds: tuple[str, ...] = POOL_KINDS
+    kinds: tuple[PoolKind, ...] = POOL_KINDS
 
     def wants(self, ref: PoolRef, tags: dict[str, str]) -> bool:
         """Does a listed pool pass the resource-group, name and tag filters?"""
@@ -173,18 +177,12 @@ def parse_duration(value: object) -> float:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A size-limited repr: a value from a YAML file may be an alias bomb that a full repr would expand."""
+    return short_repr(value)
 
 
-class _Checker:
+class _Checker(Problems):
     """Collects problems while reading nested mappings."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
 
     def mapping(self, value: object, path: str, allowed: set[str]) -> dict[str, Any]:
         if value is None:
@@ -194,7 +192,8 @@ class _Checker:
             return {}
         for key in value:
             if key not in allowed:
-                self.problem(f"{path}.{key}" if path else str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                name = key if isinstance(key, str) and len(key) <= 60 else _short(key)
+                self.problem(f"{path}.{name}" if path else name, f"unknown key (allowed: {', '.join(sorted(allowed))})")
         return value
 
     def field(self, data: dict[str, Any], path: str, key: str, convert: Callable[[object], Any], default: Any) -> Any:
@@ -218,7 +217,7 @@ def _string(pattern: re.Pattern[str] | None = None, what: str = "") -> Callable[
         if not isinstance(value, str):
             raise ValueError(f"must be a string, got {_type_name(value)}")
         if pattern is not None and not pattern.match(value):
-            raise ValueError(f"{value!r} is not {what}")
+            raise ValueError(f"{_short(value)} is not {what}")
         return value
 
     return convert
@@ -271,10 +270,14 @@ def _regex(value: object) -> re.Pattern[str]:
 def _one_of(choices: tuple[str, ...] | list[str]) -> Callable[[object], str]:
     def convert(value: object) -> str:
         if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(choices)}, got {_short(value)}")
         return str(value)
 
     return convert
+
+
+def _pool_kind(value: object) -> PoolKind:
+    return PoolKind(_one_of(POOL_KINDS)(value))
 
 
 def _endpoint(value: object) -> str:
@@ -282,11 +285,11 @@ def _endpoint(value: object) -> str:
         raise ValueError(f"must be a URL string, got {_type_name(value)}")
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"must be an absolute https URL, got {value!r}")
+        raise ValueError(f"must be an absolute https URL, got {_short(value)}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"must be a bare origin such as https://management.azure.com, got {value!r}")
+        raise ValueError(f"must be a bare origin such as https://management.azure.com, got {_short(value)}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(f"plain http is only allowed for a loopback host (the bearer token travels on it), got {value!r}")
+        raise ValueError(f"plain http is only allowed for a loopback host (the bearer token travels on it), got {_short(value)}")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -361,7 +364,7 @@ def _read_pools(check: _Checker, raw: object, discovery: bool) -> tuple[PoolRef,
             subscription_id=check.field(data, path, "subscription_id", _string(_SUBSCRIPTION_ID, "a subscription id (a GUID)"), "").lower(),
             resource_group=check.field(data, path, "resource_group", _string(_RESOURCE_GROUP, "a resource group name"), ""),
             name=check.field(data, path, "name", _string(_POOL_NAME, "a standby pool name (3-24 letters, digits, hyphens)"), ""),
-            kind=check.field(data, path, "kind", _one_of(POOL_KINDS), "container_group"),
+            kind=check.field(data, path, "kind", _pool_kind, PoolKind.CONTAINER_GROUP),
         )
         if missing or len(check.problems) > before:
             continue
@@ -373,13 +376,13 @@ def _read_pools(check: _Checker, raw: object, discovery: bool) -> tuple[PoolRef,
     return tuple(pools)
 
 
-def _string_list(check: _Checker, raw: object, path: str, convert: Callable[[object], str]) -> tuple[str, ...]:
+def _string_list(check: _Checker, raw: object, path: str, convert: Callable[[object], T]) -> tuple[T, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         check.problem(path, f"must be a list, got {_type_name(raw)}")
         return ()
-    values: list[str] = []
+    values: list[T] = []
     for index, item in enumerate(raw):
         try:
             values.append(convert(item))
@@ -405,12 +408,13 @@ def _read_discovery(check: _Checker, raw: object) -> DiscoverySettings | None:
             check.problem(f"discovery.tags.{key}", f"must be a string, got {_type_name(value)}")
         else:
             tags.append((str(key), str(value)))
-    kinds = _string_list(check, data.get("kinds"), "discovery.kinds", _one_of(POOL_KINDS)) or POOL_KINDS
+    kinds = _string_list(check, data.get("kinds"), "discovery.kinds", _pool_kind) or POOL_KINDS
     defaults = DiscoverySettings(subscriptions=())
     return DiscoverySettings(
         subscriptions=tuple(dict.fromkeys(sub.lower() for sub in subscriptions)),
         interval=check.field(data, "discovery", "interval", _interval, defaults.interval),
-        resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups", _string(_RESOURCE_GROUP, "a resource group name"))),
+        resource_groups=tuple(rg.lower() for rg in _string_list(check, data.get("resource_groups"), "discovery.resource_groups",
+                                                                 _string(_RESOURCE_GROUP, "a resource group name"))),
         include=check.field(data, "discovery", "include", _regex, defaults.include),
         exclude=check.field(data, "discovery", "exclude", _regex, None),
         tags=tuple(tags),
@@ -462,15 +466,21 @@ def load_settings(data: object) -> Settings:
 
 
 def load_file(path: str | Path) -> Settings:
-    """Read and validate a YAML file; unreadable files and YAML syntax errors are ConfigErrors too."""
+    """Read and validate a YAML file; unreadable files and YAML syntax errors are ConfigErrors too.
+
+    Only a regular file of at most 1 MiB is read (a FIFO or ``/dev/zero`` is refused at once), and a
+    document whose aliases would expand it past the budget of :mod:`exporter.boundedfile` is refused.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+        raw = read_bounded(path)
+    except FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: cannot read: not UTF-8 ({exc.reason} at byte {exc.start})"]) from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
     except RecursionError:

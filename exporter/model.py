@@ -12,13 +12,21 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
 CONTAINER_GROUP_POOL_STATES = ("Creating", "Running", "Deleting")
 VIRTUAL_MACHINE_POOL_STATES = (
     "Running", "Creating", "Starting", "Deleting", "Deallocated", "Deallocating", "Hibernated", "Hibernating",
 )
-POOL_STATES = {"container_group": CONTAINER_GROUP_POOL_STATES, "virtual_machine": VIRTUAL_MACHINE_POOL_STATES}
+class PoolKind(StrEnum):
+    """The two kinds of standby pool; the value is the ``pool_kind`` label and the configuration's ``kind``."""
+
+    CONTAINER_GROUP = "container_group"
+    VIRTUAL_MACHINE = "virtual_machine"
+
+
+POOL_STATES = {PoolKind.CONTAINER_GROUP: CONTAINER_GROUP_POOL_STATES, PoolKind.VIRTUAL_MACHINE: VIRTUAL_MACHINE_POOL_STATES}
 POOL_PROVISIONING_STATES = ("Succeeded", "Failed", "Canceled", "Deleting")
 HEALTH_STATES = ("healthy", "degraded")
 CONTAINER_GROUP_PROVISIONING_STATES = (
@@ -28,8 +36,8 @@ CONTAINER_GROUP_PROVISIONING_STATES = (
 CONTAINER_GROUP_STATES = ("Running", "Stopped", "Pending", "Succeeded", "Failed")
 VIRTUAL_MACHINE_PROVISIONING_STATES = ("Creating", "Updating", "Succeeded", "Failed", "Deleting", "Migrating")
 MEMBER_PROVISIONING_STATES = {
-    "container_group": CONTAINER_GROUP_PROVISIONING_STATES,
-    "virtual_machine": VIRTUAL_MACHINE_PROVISIONING_STATES,
+    PoolKind.CONTAINER_GROUP: CONTAINER_GROUP_PROVISIONING_STATES,
+    PoolKind.VIRTUAL_MACHINE: VIRTUAL_MACHINE_PROVISIONING_STATES,
 }
 # The power states a VM may be in while it waits in a pool whose virtualMachineState is the key.
 READY_POWER_STATES = {
@@ -177,9 +185,9 @@ def _count(value: object, what: str) -> int:
     return int(value)
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _short(value: object, limit: int = 40) -> str:
+    text = value if isinstance(value, str) and limit > 40 else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _zone(value: object) -> str:
@@ -188,6 +196,17 @@ def _zone(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ModelError(f"instanceCountSummary zone must be an integer or string, got {value!r}")
     return _text(str(value))
+
+
+def item_name(body: object) -> str:
+    """How a log line names a list item: its ``id``, else its ``name``, else its position-free shape."""
+    if isinstance(body, Mapping):
+        for key in ("id", "name"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return _short(value, 200)
+        return f"an item without id or name (keys {_short(sorted(str(k) for k in body), 200)})"
+    return f"a {type(body).__name__}, not an object"
 
 
 def parse_runtime_view(body: object, known_states: tuple[str, ...] = CONTAINER_GROUP_POOL_STATES) -> RuntimeView:
@@ -368,8 +387,8 @@ def _state_distribution(value: object) -> tuple[StateShare, ...]:
 
 _RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^?#]+$", re.IGNORECASE)
 _POOL_PROVIDERS = {
-    "microsoft.standbypool/standbycontainergrouppools": "container_group",
-    "microsoft.standbypool/standbyvirtualmachinepools": "virtual_machine",
+    "microsoft.standbypool/standbycontainergrouppools": PoolKind.CONTAINER_GROUP,
+    "microsoft.standbypool/standbyvirtualmachinepools": PoolKind.VIRTUAL_MACHINE,
 }
 
 

@@ -8,24 +8,30 @@ is set by latency and the read budget, not by the number of pools:
 1. every runtime view; the paged pool list of each resource group (and kind) whose pool resources
    are due (``polling.pool_refresh``); one paged container-group list per resource group; the
    ``standbyVirtualMachines`` list of each VM pool;
-2. the detail GET of every member that is due: new, changed state in the list, or not ready; and,
-   oldest first, members read longer than ``polling.member_refresh`` ago, at most the share that
-   spreads all of them evenly over that period (members x interval / member_refresh per cycle).
+2. the detail GET of every member that is due: new, failed last time, changed state in the list, or not
+   ready; and, oldest first, members read longer than ``polling.member_refresh`` ago, at most the share
+   that spreads all of them evenly over that period (members x interval / member_refresh per cycle).
+
+A pool's three parts are kept or fail on their own: the runtime view (``up``), the pool resource from its
+resource group's pool list (``resource_up``) and the members (``members_up``, ``member_read_failures``).
+A part whose read failed keeps its last good values until ``polling.stale_after`` (the pool resource:
+``pool_refresh`` + ``stale_after`` after its last list read), then only that part drops out. A malformed
+list item costs only itself and is named in one log line the first time it is seen.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from urllib.parse import quote
 from typing import TypeVar
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
@@ -35,58 +41,18 @@ from . import model
 from .arm import ArmClient, ArmError, ErrorKind
 from .armstats import ArmStats, ArmStatsSnapshot
 from .config import PoolRef, Settings
+from .resources import container_group_path, container_groups_path, missing_role_hint, pool_collection_path, pool_path, resource_url_path
+from .snapshot import MEMBER_LIST, MEMBERS, POOL_RESOURCE, RUNTIME_VIEW, PartError, PoolData, PoolStatus, Snapshot
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Outcome = T | ArmError  # a read's result, or why it failed
 
-_PROVIDERS = {
-    "container_group": "providers/Microsoft.StandbyPool/standbyContainerGroupPools",
-    "virtual_machine": "providers/Microsoft.StandbyPool/standbyVirtualMachinePools",
-}
-_CONTAINER_GROUPS = "providers/Microsoft.ContainerInstance/containerGroups"
-
-
-@dataclass(frozen=True)
-class PoolData:
-    """What one successful poll learned about a pool."""
-
-    pool: model.Pool
-    runtime: model.RuntimeView
-    members: tuple[model.Member, ...]
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    ref: PoolRef
-    polled: bool = False
-    up: bool = False
-    last_success: float | None = None  # wall-clock seconds
-    poll_duration: float | None = None
-    last_error: str | None = None
-    data: PoolData | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    pools: tuple[PoolStatus, ...]
-    arm: ArmStatsSnapshot
-    interval: float
-    cycles_skipped: int = 0
-    discovered: dict[tuple[str, str], int] = field(default_factory=dict)  # (subscription, kind) -> pools found
-    cycle_duration: float | None = None
-    cycles: int = 0  # completed poll cycles
-
-    @property
-    def ready(self) -> bool:
-        """A cycle has completed and every pool has been polled at least once (successfully or not)."""
-        return self.cycles > 0 and all(status.polled for status in self.pools)
-
-
 @dataclass(frozen=True)
 class _Candidate:
     key: str  # lower-cased resource path
+    name: str
     listed_state: str  # provisioningState as the list shows it
     read: Callable[[], Outcome[model.Member]]
 
@@ -95,30 +61,45 @@ class _Candidate:
 class _CachedMember:
     member: model.Member
     listed_state: str  # provisioningState in the list when the details were read
-    read_at: float
+    read_at: float  # monotonic time of the last successful detail read
+    failed: bool = False  # the latest detail read failed: read again next cycle
 
 
-def _segment(name: str) -> str:
-    """One URL path segment: names from ARM or the configuration never become a query, fragment or another path."""
-    return quote(name, safe="")
+@dataclass(frozen=True)
+class _ResourcePart:
+    """A pool's resource this cycle: kept while not stale, fresh within pool_refresh, and this cycle's failure."""
+
+    pool: model.Pool | None
+    fresh: bool
+    error: ArmError | None
 
 
-def _resource_url_path(resource_id: str) -> str:
-    """A resource id from ARM as a URL path, each segment escaped."""
-    return "/".join(_segment(part) for part in resource_id.split("/"))
+class WarnOnce:
+    """A bounded memory of the malformed list items already logged, so each is named once and not every cycle."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, key: str) -> bool:
+        with self._lock:
+            if key in self._seen:
+                self._seen.move_to_end(key)
+                return False
+            self._seen[key] = None
+            if len(self._seen) > self._limit:
+                self._seen.popitem(last=False)
+            return True
 
 
-def pool_path(ref: PoolRef) -> str:
-    return (f"/subscriptions/{_segment(ref.subscription_id)}/resourceGroups/{_segment(ref.resource_group)}"
-            f"/{_PROVIDERS[ref.kind]}/{_segment(ref.name)}")
+@dataclass(frozen=True)
+class _MemberOutcome:
+    """One pool's members this cycle: those to publish, and the detail reads that failed."""
 
-
-def resource_group_path(subscription_id: str, resource_group: str) -> str:
-    return f"/subscriptions/{_segment(subscription_id)}/resourceGroups/{_segment(resource_group)}"
-
-
-def container_groups_path(subscription_id: str, resource_group: str) -> str:
-    return f"{resource_group_path(subscription_id, resource_group)}/{_CONTAINER_GROUPS}"
+    members: tuple[model.Member, ...]
+    failures: int
+    first_error: ArmError | None  # the first failed detail read, naming the member
 
 
 def shard_of(ref: PoolRef, count: int) -> int:
@@ -127,29 +108,16 @@ def shard_of(ref: PoolRef, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
-# The role action each read needs: named in the log when ARM answers 403.
-REQUIRED_ACTIONS = {
-    "runtime_view": "Microsoft.StandbyPool/{provider}/runtimeViews/read",
-    "pool_list": "Microsoft.StandbyPool/{provider}/read",
-    "container_group_list": "Microsoft.ContainerInstance/containerGroups/read",
-    "container_group": "Microsoft.ContainerInstance/containerGroups/read",
-    "vm_list": "Microsoft.StandbyPool/standbyVirtualMachinePools/standbyVirtualMachines/read",
-    "vm_instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
-}
-
-
-def missing_role_hint(operation: str, kind: str) -> str:
-    provider = _PROVIDERS[kind].rsplit("/", 1)[-1]
-    action = REQUIRED_ACTIONS.get(operation, "the exporter's read actions").format(provider=provider)
-    return f"the exporter's identity lacks {action}: assign the role in deploy/azure/role.json (README: least-privilege role)"
-
-
 def _pools_key(ref: PoolRef) -> tuple[str, str, str]:
     return (ref.subscription_id.lower(), ref.resource_group.lower(), ref.kind)
 
 
 def _group(ref: PoolRef) -> tuple[str, str]:
     return (ref.subscription_id.lower(), ref.resource_group.lower())
+
+
+def _discovery_interval(settings: Settings) -> float | None:
+    return settings.discovery.interval if settings.discovery is not None else None
 
 
 def _utcnow() -> datetime:
@@ -182,8 +150,13 @@ class Poller:
         # (subscription, resource group, kind) -> (pools of that resource group by lower-cased name, read at)
         self._pool_cache: dict[tuple[str, str, str], tuple[dict[str, model.Pool], float]] = {}
         self._member_cache: dict[str, _CachedMember] = {}
+        self._member_keys: dict[tuple[str, str, str, str], frozenset[str]] = {}  # pool -> member keys of its last good list
+        self._members_read_at: dict[tuple[str, str, str, str], float] = {}  # pool -> last good member list read (monotonic)
+        self._warned = WarnOnce()
         self.on_publish: Callable[[Snapshot], None] = lambda snapshot: None
-        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in self.pools()), arm=ArmStatsSnapshot(), interval=settings.polling.interval)
+        refs = self.pools()
+        self.snapshot = Snapshot(pools=tuple(PoolStatus(ref) for ref in refs), arm=ArmStatsSnapshot(), interval=settings.polling.interval,
+                                 subscriptions=self._subscriptions(refs))
 
     # -- the pool set ------------------------------------------------------------------------------
     def pools(self) -> tuple[PoolRef, ...]:
@@ -214,7 +187,8 @@ class Poller:
         if self._scheduler is not None:
             if settings.polling.interval != old.polling.interval:
                 self._scheduler.reschedule_job("poll", trigger="interval", seconds=settings.polling.interval)
-            self._schedule_discovery()
+            if _discovery_interval(settings) != _discovery_interval(old):
+                self._schedule_discovery()  # otherwise discovery keeps its own clock: reloads never postpone it
         log.info("configuration applied", extra={"pools": len(settings.pools), "discovery": settings.discovery is not None})
 
     # -- scheduling -------------------------------------------------------------------------------
@@ -282,13 +256,24 @@ class Poller:
             self._discovered_once = True
         log.info("discovery done", extra={"pools": sum(len(p) for p in self._discovered.values())})
 
-    def _list_pools(self, subscription_id: str, kind: str) -> Outcome[list[model.ListedPool]]:
-        def read() -> list[model.ListedPool]:
-            items = self._client.list(f"/subscriptions/{subscription_id}/{_PROVIDERS[kind]}", self._versions["standby_pool"],
-                                      operation="pool_list", subscription_id=subscription_id)
-            return [model.parse_listed_pool(item) for item in items]
+    def _list_pools(self, subscription_id: str, kind: model.PoolKind) -> Outcome[list[model.ListedPool]]:
+        path = pool_collection_path(subscription_id, None, kind)
+        return _attempt(lambda: self._parse_items(
+            self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=subscription_id),
+            model.parse_listed_pool, "pool_list", path,
+        ), "pool_list")
 
-        return _attempt(read, "pool_list")
+    def _parse_items(self, items: Iterator[object], parse: Callable[[object], T], operation: str, path: str) -> list[T]:
+        """Every well-formed item of a list; a malformed one costs only itself, logged the first time it is seen."""
+        parsed: list[T] = []
+        for item in items:
+            try:
+                parsed.append(parse(item))
+            except model.ModelError as error:
+                name = model.item_name(item)
+                if self._warned.first_time(f"{operation}\n{path}\n{name}\n{error}"):
+                    log.warning("malformed list item skipped", extra={"operation": operation, "list": path, "item": name, "error": str(error)})
+        return parsed
 
     # -- one cycle --------------------------------------------------------------------------------
     @property
@@ -304,7 +289,7 @@ class Poller:
             wave = self._first_wave(refs)
             self._store_pool_lists(wave)
             pools = {ref.key: self._resolve_pool(ref, wave) for ref in refs}
-            candidates = {ref.key: self._candidates(ref, wave, pools[ref.key]) for ref in refs}
+            candidates = {ref.key: self._candidates(ref, wave, pools[ref.key].pool) for ref in refs}
             reads = self._read_due_members(candidates)
             statuses = tuple(
                 self._assemble(previous.get(ref.key, PoolStatus(ref)), wave[("runtime", ref.key)].result(), pools[ref.key],
@@ -315,7 +300,7 @@ class Poller:
             snapshot = Snapshot(
                 pools=statuses, arm=self._stats.snapshot(), interval=self._settings.polling.interval, cycles_skipped=self._skipped,
                 discovered=self._discovered_counts(), cycle_duration=self._monotonic() - started,
-                cycles=self.snapshot.cycles + 1,
+                cycles=self.snapshot.cycles + 1, subscriptions=self._subscriptions(refs),
             )
             self.snapshot = snapshot
         try:
@@ -323,6 +308,13 @@ class Poller:
         except Exception:  # keep polling; the last good exposition stays served
             log.error("publishing the snapshot failed", exc_info=True)
         return snapshot
+
+    def _subscriptions(self, refs: Iterable[PoolRef]) -> tuple[str, ...]:
+        """Subscriptions of the configured and polled pools and of discovery, sorted."""
+        discovery = self._settings.discovery
+        subscriptions = {ref.subscription_id for ref in (*self._settings.pools, *refs)}
+        subscriptions.update(() if discovery is None else discovery.subscriptions)
+        return tuple(sorted(subscriptions))
 
     def _discovered_counts(self) -> dict[tuple[str, str], int]:
         discovery = self._settings.discovery
@@ -343,7 +335,8 @@ class Poller:
             wave[("runtime", ref.key)] = submit(self._read_runtime_view, ref)
             pools_key = _pools_key(ref)
             cached = self._pool_cache.get(pools_key)
-            if (cached is None or now - cached[1] >= self._settings.polling.pool_refresh) and ("pools", pools_key) not in wave:
+            due = cached is None or now - cached[1] >= self._settings.polling.pool_refresh or ref.name.lower() not in cached[0]
+            if due and ("pools", pools_key) not in wave:
                 wave[("pools", pools_key)] = submit(self._list_pool_resources, ref)
             if ref.kind == "container_group":
                 group = _group(ref)
@@ -359,41 +352,49 @@ class Poller:
             if what == "pools" and not isinstance(outcome := job.result(), ArmError):
                 self._pool_cache[pools_key] = ({pool.name.lower(): pool for pool in outcome}, self._monotonic())  # type: ignore[index]
 
-    def _resolve_pool(self, ref: PoolRef, wave: dict[tuple[str, object], Future]) -> Outcome[model.Pool]:
-        """The pool resource from its resource group's pool list (read this cycle or cached)."""
+    def _resolve_pool(self, ref: PoolRef, wave: dict[tuple[str, object], Future]) -> _ResourcePart:
+        """The pool resource from its resource group's pool list (read this cycle or cached), kept while not stale."""
         pools_key = _pools_key(ref)
         job = wave.get(("pools", pools_key))
-        if job is not None and isinstance(outcome := job.result(), ArmError):
-            return outcome
-        pool = self._pool_cache[pools_key][0].get(ref.name.lower())
+        error = outcome if job is not None and isinstance(outcome := job.result(), ArmError) else None
+        cached = self._pool_cache.get(pools_key)
+        if cached is None:
+            return _ResourcePart(None, False, error)
+        listed, read_at = cached
+        pool = listed.get(ref.name.lower())
         if pool is None:
-            return ArmError(ErrorKind.NOT_FOUND, "pool is not in its resource group's pool list", operation="pool_list")
-        return pool
+            return _ResourcePart(None, False, error or ArmError(
+                ErrorKind.NOT_FOUND, "pool is not in its resource group's pool list (or its item there is malformed)", operation="pool_list"))
+        polling = self._settings.polling
+        age = self._monotonic() - read_at
+        if age >= polling.pool_refresh + polling.stale_after:
+            return _ResourcePart(None, False, error)
+        return _ResourcePart(pool, age < polling.pool_refresh, error)
 
-    def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: Outcome[model.Pool]) -> Outcome[list[_Candidate]]:
+    def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: model.Pool | None) -> Outcome[list[_Candidate]]:
         """Each member the lists show, with its cache key, its state in the list and its detail read."""
         if ref.kind == "container_group":
             listed = wave[("list", _group(ref))].result()
             if isinstance(listed, ArmError):
                 return listed
             return [
-                _Candidate(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(summary.name)}".lower(),
+                _Candidate(container_group_path(ref.subscription_id, ref.resource_group, summary.name).lower(), summary.name,
                            summary.provisioning_state, functools.partial(self._read_container_group, ref, summary.name))
                 for summary in listed if model.is_member(summary.name, ref.name)
             ]
         vms = wave[("vms", ref.key)].result()
         if isinstance(vms, ArmError):
             return vms
-        vm_state = None if isinstance(pool, ArmError) else pool.virtual_machine_state
+        vm_state = None if pool is None else pool.virtual_machine_state
         return [
-            _Candidate(vm.resource_id.lower(), vm.provisioning_state,
+            _Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
                        functools.partial(self._read_virtual_machine, ref.subscription_id, vm, vm_state))
             for vm in vms
         ]
 
     def _read_due_members(self, candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> dict[str, Future]:
-        """Submit one detail GET per member that is new, changed in the list or not ready, and per aged member
-        up to this cycle's share of the refresh period, oldest first."""
+        """Submit one detail GET per member that is new, failed last time, changed in the list or not ready, and per
+        aged member up to this cycle's share of the refresh period, oldest first."""
         reads: dict[str, Future] = {}
         aged: list[tuple[float, _Candidate]] = []
         now = self._monotonic()
@@ -401,7 +402,7 @@ class Poller:
         listed = [c for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome]
         for candidate in listed:
             cached = self._member_cache.get(candidate.key)
-            if cached is None or cached.listed_state != candidate.listed_state or not cached.member.ready:
+            if cached is None or cached.failed or cached.listed_state != candidate.listed_state or not cached.member.ready:
                 if candidate.key not in reads:
                     reads[candidate.key] = self._executor.submit(candidate.read)
             elif now - cached.read_at >= polling.member_refresh:
@@ -416,54 +417,98 @@ class Poller:
         self,
         previous: PoolStatus,
         runtime: Outcome[model.RuntimeView],
-        pool: Outcome[model.Pool],
+        resource: _ResourcePart,
         candidates: Outcome[list[_Candidate]],
         reads: dict[str, Future],
         started: float,
     ) -> PoolStatus:
-        """Combine the reads of one pool into its status; the first failure marks the pool down."""
-        try:
-            runtime_view, pool_resource = _unwrap(runtime), _unwrap(pool)
-            members: list[model.Member] = []
-            for candidate in _unwrap(candidates):
-                job = reads.get(candidate.key)
-                if job is None:
-                    members.append(self._member_cache[candidate.key].member)
-                    continue
+        """Combine the reads of one pool into its status: each part is kept or fails on its own."""
+        ref, now, stale_after = previous.ref, self._now(), self._settings.polling.stale_after
+        kept = previous.data or PoolData(None, None, None)
+        errors: list[tuple[str, ArmError]] = []
+        if isinstance(runtime, ArmError):
+            errors.append((RUNTIME_VIEW, runtime))
+            fresh = previous.last_success is not None and now - previous.last_success < stale_after
+            view = kept.runtime if fresh and runtime.kind != ErrorKind.NOT_FOUND else None
+            last_success = previous.last_success
+        else:
+            view, last_success = runtime, now
+        if resource.error is not None:
+            errors.append((POOL_RESOURCE, resource.error))
+        if isinstance(candidates, ArmError):
+            errors.append((MEMBER_LIST, candidates))
+            read_at = self._members_read_at.get(ref.key)
+            members = kept.members if read_at is not None and self._monotonic() - read_at < stale_after else None
+            failures = previous.member_read_failures if members is not None else 0
+        else:
+            outcome = self._members(candidates, reads)
+            self._members_read_at[ref.key] = self._monotonic()
+            self._member_keys[ref.key] = frozenset(candidate.key for candidate in candidates)
+            members, failures = outcome.members, outcome.failures
+            if outcome.first_error is not None:
+                errors.append((MEMBERS, outcome.first_error))
+        part_errors = tuple(PartError(part, error.describe()) for part, error in errors)
+        for part, error in errors:
+            self._log_failure(ref, part, error, failures)
+        data = PoolData(pool=resource.pool, runtime=view, members=members)
+        gone = isinstance(runtime, ArmError) and runtime.kind == ErrorKind.NOT_FOUND  # the pool itself: drop every part
+        return replace(
+            previous, polled=True, up=not isinstance(runtime, ArmError), last_success=last_success,
+            poll_duration=self._monotonic() - started,
+            last_error="; ".join(f"{error.part}: {error.error}" for error in part_errors) or None,
+            data=None if data == PoolData(None, None, None) or gone else data,
+            resource_up=resource.fresh and not gone, members_up=not isinstance(candidates, ArmError), member_read_failures=failures,
+            errors=part_errors,
+        )
+
+    def _members(self, candidates: list[_Candidate], reads: dict[str, Future]) -> _MemberOutcome:
+        """The listed members to publish: read this cycle or cached, kept until stale after a failed read; gone on 404."""
+        now, stale_after = self._monotonic(), self._settings.polling.stale_after
+        members: list[model.Member] = []
+        failures, first_error = 0, None
+        for candidate in candidates:
+            cached = self._member_cache.get(candidate.key)
+            job = reads.get(candidate.key)
+            if job is not None:
                 outcome = job.result()
                 if isinstance(outcome, ArmError) and outcome.kind == ErrorKind.NOT_FOUND:
-                    continue  # handed out between the list and the read
-                member = _unwrap(outcome)
-                self._member_cache[candidate.key] = _CachedMember(member, candidate.listed_state, self._monotonic())
-                members.append(member)
-        except ArmError as error:
-            return self._failed(previous, error, self._monotonic() - started)
-        data = PoolData(pool=pool_resource, runtime=runtime_view, members=tuple(sorted(members, key=lambda m: m.name)))
-        return replace(previous, polled=True, up=True, last_success=self._now(), poll_duration=self._monotonic() - started,
-                       last_error=None, data=data)
+                    self._member_cache.pop(candidate.key, None)
+                    continue  # handed out or deleted between the list and the read
+                if isinstance(outcome, ArmError):
+                    failures += 1
+                    if first_error is None:
+                        first_error = ArmError(outcome.kind, f"{candidate.name}: {outcome.message}", status=outcome.status, code=outcome.code,
+                                               request_id=outcome.request_id, operation=outcome.operation)
+                    if cached is not None:
+                        cached = self._member_cache[candidate.key] = replace(cached, failed=True)
+                else:
+                    cached = self._member_cache[candidate.key] = _CachedMember(outcome, candidate.listed_state, now)
+            if cached is not None and (not cached.failed or now - cached.read_at < stale_after):
+                members.append(cached.member)  # a member not due for a refresh is as fresh as its list
+        return _MemberOutcome(tuple(sorted(members, key=lambda m: m.name)), failures, first_error)
 
     def _forget_unlisted(self, refs: Iterable[PoolRef], candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> None:
-        """Drop cached pools and members no longer polled or listed, so memory follows the estate."""
+        """Drop cached pools and members no longer polled or listed, so memory follows the estate; a pool whose
+        member list failed keeps its members' cache until the list is read again."""
+        keys = {ref.key for ref in refs}
         groups = {_pools_key(ref) for ref in refs}
         self._pool_cache = {key: value for key, value in self._pool_cache.items() if key in groups}
-        listed = {c.key for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome}
+        self._member_keys = {key: value for key, value in self._member_keys.items() if key in keys}
+        self._members_read_at = {key: value for key, value in self._members_read_at.items() if key in keys}
+        listed = set().union(*self._member_keys.values())
         self._member_cache = {key: value for key, value in self._member_cache.items() if key in listed}
 
-    def _failed(self, previous: PoolStatus, error: ArmError, duration: float) -> PoolStatus:
-        ref = previous.ref
-        fields = {
+    def _log_failure(self, ref: PoolRef, part: str, error: ArmError, member_failures: int) -> None:
+        fields: dict[str, object] = {
             "subscription_id": ref.subscription_id, "resource_group": ref.resource_group, "pool": ref.name, "pool_kind": ref.kind,
-            "kind": error.kind, "code": error.code or "", "request_id": error.request_id or "",
+            "part": part, "kind": error.kind, "code": error.code or "", "request_id": error.request_id or "",
             "operation": error.operation, "error": error.message,
         }
+        if part == MEMBERS:
+            fields["member_read_failures"] = member_failures
         if error.kind == ErrorKind.FORBIDDEN:
             fields["hint"] = missing_role_hint(error.operation, ref.kind)
-        log.warning("pool poll failed", extra=fields)
-        data = previous.data
-        fresh = previous.last_success is not None and self._now() - previous.last_success < self._settings.polling.stale_after
-        if error.kind == ErrorKind.NOT_FOUND or not fresh:
-            data = None
-        return replace(previous, polled=True, up=False, poll_duration=duration, last_error=error.describe(), data=data)
+        log.warning("pool part read failed", extra=fields)
 
     # -- single reads (each returns its result or the ArmError; never raises) ----------------------
     def _read_runtime_view(self, ref: PoolRef) -> Outcome[model.RuntimeView]:
@@ -475,35 +520,36 @@ class Poller:
 
     def _list_pool_resources(self, ref: PoolRef) -> Outcome[list[model.Pool]]:
         """Every pool of this kind in the pool's resource group: one paged list instead of a GET per pool."""
-        path = f"{resource_group_path(ref.subscription_id, ref.resource_group)}/{_PROVIDERS[ref.kind]}"
-        return _attempt(lambda: [
-            model.parse_pool(item)
-            for item in self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=ref.subscription_id)
-        ], "pool_list")
+        path = pool_collection_path(ref.subscription_id, ref.resource_group, ref.kind)
+        return _attempt(lambda: self._parse_items(
+            self._client.iter_list(path, self._versions["standby_pool"], operation="pool_list", subscription_id=ref.subscription_id),
+            model.parse_pool, "pool_list", path,
+        ), "pool_list")
 
     def _list_container_groups(self, subscription_id: str, resource_group: str) -> Outcome[list[model.MemberSummary]]:
-        return _attempt(lambda: [
-            model.parse_member_summary(item)
-            for item in self._client.iter_list(container_groups_path(subscription_id, resource_group), self._versions["container_instance"],
-                                          operation="container_group_list", subscription_id=subscription_id)
-        ], "container_group_list")
+        path = container_groups_path(subscription_id, resource_group)
+        return _attempt(lambda: self._parse_items(
+            self._client.iter_list(path, self._versions["container_instance"], operation="container_group_list",
+                                   subscription_id=subscription_id),
+            model.parse_member_summary, "container_group_list", path,
+        ), "container_group_list")
 
     def _read_container_group(self, ref: PoolRef, name: str) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_member(
-            self._client.get(f"{container_groups_path(ref.subscription_id, ref.resource_group)}/{_segment(name)}",
+            self._client.get(container_group_path(ref.subscription_id, ref.resource_group, name),
                              self._versions["container_instance"], operation="container_group", subscription_id=ref.subscription_id)
         ), "container_group")
 
     def _list_virtual_machines(self, ref: PoolRef) -> Outcome[list[model.VirtualMachineRef]]:
-        return _attempt(lambda: [
-            model.parse_virtual_machine_ref(item)
-            for item in self._client.iter_list(f"{pool_path(ref)}/standbyVirtualMachines", self._versions["standby_pool"],
-                                          operation="vm_list", subscription_id=ref.subscription_id)
-        ], "vm_list")
+        path = f"{pool_path(ref)}/standbyVirtualMachines"
+        return _attempt(lambda: self._parse_items(
+            self._client.iter_list(path, self._versions["standby_pool"], operation="vm_list", subscription_id=ref.subscription_id),
+            model.parse_virtual_machine_ref, "vm_list", path,
+        ), "vm_list")
 
     def _read_virtual_machine(self, subscription_id: str, vm: model.VirtualMachineRef, pool_vm_state: str | None) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_virtual_machine(
-            self._client.get(f"{_resource_url_path(vm.resource_id)}/instanceView", self._versions["compute"], operation="vm_instance_view",
+            self._client.get(f"{resource_url_path(vm.resource_id)}/instanceView", self._versions["compute"], operation="vm_instance_view",
                              subscription_id=subscription_id),
             vm.name, pool_vm_state,
         ), "vm_instance_view")

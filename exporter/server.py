@@ -1,79 +1,82 @@
-"""HTTP endpoints: ``/`` landing page, the telemetry path, ``/healthz``, ``/readyz`` and ``/-/reload``.
+"""The HTTP layer: aiohttp's low-level server on one asyncio event loop, with the limits a daemon needs.
 
-With ``--web.config.file`` (see :mod:`exporter.webconfig`), each accepted connection is wrapped with
-the CURRENT web config's SSL context in the connection's own thread, with a handshake timeout, so a
-client that never completes its handshake holds only its own thread. Every request on every path
-(and with every method) must then pass basic auth when users are configured, and the configured
-headers are added to every response.
+Why aiohttp (see the README's design notes): idle connections cost a file descriptor and a small
+object, not a thread; its llhttp parser reads a request body on every method as a body (never as the
+next request) and refuses ambiguous framing. What the library does not give is added here:
+
+* a connection limit (``max_connections``, lowered to fit ``RLIMIT_NOFILE``): at the limit a new
+  connection closes the connection that has been idle longest (waiting for a request, or for its
+  TLS handshake); when every connection is busy the new one is closed at once;
+* deadlines: the TLS handshake, the request head (from accept, or from the first byte of a kept-alive
+  connection's next request), a kept-alive idle connection, the writing of a response;
+* keep-alive limits (requests per connection) and a listen backlog sized for bursts;
+* TLS started per connection with the CURRENT web config (``loop.start_tls``), so TLS, mutual TLS
+  and certificates change without a restart, and a slow handshake holds only its own connection;
+* 414 / 431 / 400 answers to bad request heads carrying the configured headers;
+* an accept loop that, when descriptors run out, closes idle connections, logs one line and pauses
+  for a second (asyncio's own would log and retry thousands of times a second, see ``_accept``).
+
+Request handling itself (routes, basic auth, the endpoints) is :mod:`exporter.webapp`.
 """
 
 from __future__ import annotations
 
-import gzip
-import html
+import asyncio
+import collections
+import errno
 import logging
-import selectors
+import resource
 import socket
 import ssl
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import exposition as openmetrics
-from prometheus_client.registry import Collector
-
-from . import __version__
-from .collector import Publisher
-from .webconfig import WebConfig
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client gets to complete its whole TLS handshake
-IDLE_TIMEOUT = 120.0  # seconds a connection may sit idle (or a single read/write may block) before it is closed
-MAX_REQUEST_BODY = 64 * 1024  # larger request bodies are not read: the connection is closed instead
-REALM = "standby-pool-exporter"
-_NO_WEB_CONFIG = WebConfig()
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client, or many, can hold. Defaults suit a Prometheus scrape target."""
+
+    max_connections: int = 512  # also lowered to fit RLIMIT_NOFILE (see effective_max_connections)
+    fd_reserve: int = 128  # descriptors kept for ARM connections, files, logs
+    backlog: int = 4096  # listen backlog (the kernel caps it at net.core.somaxconn)
+    handshake_timeout: float = 10.0  # the whole TLS handshake
+    head_timeout: float = 10.0  # the whole request head, from accept or from the first byte of a later request
+    idle_timeout: float = 120.0  # a kept-alive connection between requests
+    body_timeout: float = 10.0  # a request body that is read (POST /-/reload)
+    write_timeout: float = 60.0  # writing one response out
+    max_requests_per_connection: int = 1000
+    max_request_line: int = 16384  # longer request line: 414 (must differ from max_header_line: it tells them apart)
+    max_header_line: int = 8190  # longer header (name and value): 431
+    max_headers: int = 100  # more headers: 431
+    max_body: int = 64 * 1024  # larger request bodies are not read: the connection is closed after the answer
+
+    def effective_max_connections(self) -> int:
+        """``max_connections``, lowered so connections never use the descriptors the rest of the process needs."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft - self.fd_reserve))
 
 
-class ReloadNotSupported(Exception):
-    """Raised by a reload callable when this process cannot reload its configuration (e.g. ``--demo``)."""
-
-
-class _WithoutCreated(Collector):
-    """A prometheus-client metric without its ``_created`` sample (a separate gauge in the text format)."""
-
-    def __init__(self, metric: Collector) -> None:
-        self._metric = metric
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._metric.collect():
-            family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
-            yield family
-
-
-class WebMetrics:
-    """Counters of refused connections and requests, rendered with the live registry at scrape time."""
-
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        self.auth_failures = Counter(
-            "azure_standby_pool_web_auth_failures_total",
-            "HTTP requests refused with 401 because of a wrong or missing basic-auth password.",
-            registry=None,
-        )
-        self.tls_handshake_failures = Counter(
-            "azure_standby_pool_web_tls_handshake_failures_total",
-            "Connections closed because their TLS handshake failed or timed out.",
-            registry=None,
-        )
-        if registry is not None:
-            registry.register(_WithoutCreated(self.auth_failures))
-            registry.register(_WithoutCreated(self.tls_handshake_failures))
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (as Go programs do at start); return (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -86,283 +89,456 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # server_close() must not wait for idle keep-alive connections
-    allow_reuse_address = True
+class Application(Protocol):
+    """What the server needs from the request-handling side (:class:`exporter.webapp.ExporterApp`)."""
 
-    def __init__(self, address: tuple[str, int], app: "ExporterApp") -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.app = app
-        super().__init__(address, _Handler)
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse: ...
 
-    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
-        """Runs in the connection's own thread: the TLS handshake (if configured) happens here, bounded."""
-        context = self.app.web_config().ssl_context()
-        if context is None:
-            self.RequestHandlerClass(request, client_address, self)
+    def ssl_context(self) -> ssl.SSLContext | None: ...
+
+    def response_headers(self) -> dict[str, str]: ...
+
+    def tls_handshake_failed(self, client: str, error: str) -> None: ...
+
+    def connection_closed(self, reason: str) -> None: ...
+
+
+class _Evictable(Protocol):
+    def evict(self, counted: bool = True) -> None: ...
+
+
+class _Table:
+    """Open connections; the idle ones (waiting for a request or a handshake) in the order they became idle."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._idle: collections.OrderedDict[_Evictable, None] = collections.OrderedDict()
+        self._busy: set[_Evictable] = set()
+
+    def __len__(self) -> int:
+        return len(self._idle) + len(self._busy)
+
+    def admit(self, connection: _Evictable) -> bool:
+        """Add a new connection, closing the longest-idle one at the limit; False when all are busy."""
+        if len(self) >= self.limit:
+            if not self._idle:
+                return False
+            victim, _ = self._idle.popitem(last=False)
+            victim.evict()
+        self._idle[connection] = None
+        return True
+
+    def idle(self, connection: _Evictable) -> None:
+        self._busy.discard(connection)
+        self._idle.pop(connection, None)
+        self._idle[connection] = None
+
+    def busy(self, connection: _Evictable) -> None:
+        self._idle.pop(connection, None)
+        self._busy.add(connection)
+
+    def remove(self, connection: _Evictable) -> None:
+        self._idle.pop(connection, None)
+        self._busy.discard(connection)
+
+    def evict_idle(self, count: int) -> int:
+        evicted = 0
+        while self._idle and evicted < count:
+            victim, _ = self._idle.popitem(last=False)
+            victim.evict()
+            evicted += 1
+        return evicted
+
+    def close_all(self) -> None:
+        for connection in [*self._idle, *self._busy]:
+            connection.evict(counted=False)
+        self._idle.clear()
+        self._busy.clear()
+
+
+_NEW, _IDLE, _HEAD, _BUSY = "new", "idle", "head", "busy"
+
+
+class _Connection(RequestHandler):
+    """aiohttp's HTTP/1.1 protocol, plus the head and write deadlines and the connection table."""
+
+    def __init__(self, manager: _Server, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._owner = manager
+        self._phase = _NEW
+        self._timer: asyncio.TimerHandle | None = None
+        self._bytes_while_busy = False
+        self._served = 0
+        self._response_seq = 0
+        self._evicted = False
+        self._refused = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._owner.table.admit(self):
+            self._refused = True
+            self._owner.app.connection_closed("limit")
+            transport.abort()  # type: ignore[attr-defined]
             return
-        try:
-            connection = _handshake(context, request, HANDSHAKE_TIMEOUT)
-        except OSError as exc:  # ssl.SSLError, the timeout, a reset
-            self.app.web_metrics.tls_handshake_failures.inc()
-            log.debug("TLS handshake failed", extra={"client": client_address[0], "err": _describe(exc)})
-            return
-        try:
-            self.RequestHandlerClass(connection, client_address, self)
-        finally:
-            try:
-                connection.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            connection.close()
+        super().connection_made(transport)
+        self._arm(self._owner.limits.head_timeout, self._head_timed_out)
 
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:  # type: ignore[override]
-        """A client that misbehaves (resets, times out, sends garbage) is logged at debug, without a traceback."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            log.debug("connection error", extra={"client": client_address[0], "err": _describe(exc)})
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_timer()
+        self._owner.table.remove(self)
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == _IDLE and data:
+            self._phase = _HEAD
+            self._owner.table.idle(self)
+            self._arm(self._owner.limits.head_timeout, self._head_timed_out)
+        elif self._phase == _BUSY and data:
+            self._bytes_while_busy = True
+        super().data_received(data)
+
+    def evict(self, counted: bool = True) -> None:
+        """Closed by the connection limit (``counted``) or at shutdown."""
+        if not self._evicted:
+            self._evicted = True
+            if counted:
+                self._owner.app.connection_closed("limit")
+            self.force_close()
+
+    # -- called around each request by _Server.dispatch ----------------------------------------------
+    def request_started(self) -> int:
+        """The head is complete: no head deadline while it is handled. Returns the request's number."""
+        self._cancel_timer()
+        self._phase = _BUSY
+        self._bytes_while_busy = False
+        self._owner.table.busy(self)
+        self._served += 1
+        return self._served
+
+    def request_finished(self) -> None:
+        """The response is handed to aiohttp: it must be written out in time; then wait for the next head."""
+        self._response_seq += 1
+        seq = self._response_seq
+        if self._bytes_while_busy:
+            self._phase = _HEAD  # part of the next request is already here: its head has a deadline
+            self._arm(self._owner.limits.head_timeout, self._head_timed_out)
         else:
-            log.error("error handling a request", exc_info=True, extra={"client": client_address[0]})
+            self._phase = _IDLE  # aiohttp's keep-alive timeout (idle_timeout) closes it if nothing comes
+            self._cancel_timer()
+        self._owner.table.idle(self)
+        self._loop.call_later(self._owner.limits.write_timeout, self._check_written, seq)
+
+    # -- deadlines -----------------------------------------------------------------------------------
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(delay, callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        if self._phase in (_NEW, _HEAD) and self.transport is not None:
+            log.debug("request head not received in time: closing the connection",
+                      extra={"client": _client(self.transport), "timeout": self._owner.limits.head_timeout})
+            self._owner.app.connection_closed("head_timeout")
+            self.force_close()
+
+    def _check_written(self, seq: int) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._response_seq == seq and self._phase != _BUSY and transport.get_write_buffer_size() > 0:
+            log.debug("response not read in time: closing the connection",
+                      extra={"client": _client(transport), "timeout": self._owner.limits.write_timeout})
+            self._owner.app.connection_closed("write_timeout")
+            self.force_close()
+
+    # -- bad request heads ---------------------------------------------------------------------------
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """414 / 431 / 400 for a bad head, 500 for a failing handler; configured headers on every one."""
+        if isinstance(exc, LineTooLong):
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            status = 414 if limit == self._owner.limits.max_request_line else 431
+        elif isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
+            status = 431
+        if status >= 500:
+            log.error("error handling a request", exc_info=exc, extra={"client": _client(self.transport)})
+        else:
+            log.debug("bad request", extra={"client": _client(self.transport), "status": status, "err": _describe(exc)})
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        response = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
+        response.headers.update(self._owner.app.response_headers())
+        response.force_close()
+        return response
 
 
-def _handshake(context: ssl.SSLContext, request: socket.socket, timeout: float) -> ssl.SSLSocket:
-    """Server-side TLS handshake that must finish within ``timeout`` in total (a trickling client too)."""
-    deadline = time.monotonic() + timeout
-    request.setblocking(False)
-    connection = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
-    try:
-        with selectors.DefaultSelector() as selector:
-            while True:
-                try:
-                    connection.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    event = selectors.EVENT_READ
-                except ssl.SSLWantWriteError:
-                    event = selectors.EVENT_WRITE
-                remaining = deadline - time.monotonic()
-                selector.register(connection, event)
-                ready = selector.select(remaining) if remaining > 0 else []
-                selector.unregister(connection)
-                if not ready:
-                    raise TimeoutError(f"no complete TLS handshake within {timeout:g}s")
-    except BaseException:
-        connection.close()
-        raise
-    connection.setblocking(True)
-    return connection
+class _Handoff(asyncio.Protocol):
+    """Holds what a TLS connection delivers between the end of its handshake and its HTTP protocol."""
 
+    def __init__(self) -> None:
+        self._data: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[BaseException | None] | None = None
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def data_received(self, data: bytes) -> None:
+        self._data.append(data)
 
-
-class ExporterApp:
-    """What the handler needs: the published snapshot, the small scrape-time registry, the paths, the web config.
-
-    ``web_config`` returns the current :class:`WebConfig` (e.g. ``WebConfigWatcher.current``); it is
-    called once per connection (TLS) and once per request (auth, headers). ``reload`` reloads the
-    configuration and returns its problems (empty: success), or raises :class:`ReloadNotSupported`;
-    ``POST /-/reload`` calls it only when ``enable_lifecycle`` is true.
-    """
-
-    def __init__(
-        self,
-        publisher: Publisher,
-        live_registry: CollectorRegistry,
-        telemetry_path: str = "/metrics",
-        *,
-        web_config: Callable[[], WebConfig] | None = None,
-        reload: Callable[[], list[str]] | None = None,
-        enable_lifecycle: bool = False,
-    ) -> None:
-        self.publisher = publisher
-        self.live_registry = live_registry  # process and web metrics: cheap, rendered per scrape
-        self.telemetry_path = telemetry_path
-        self.web_config: Callable[[], WebConfig] = web_config or (lambda: _NO_WEB_CONFIG)
-        self.reload = reload
-        self.enable_lifecycle = enable_lifecycle
-        self.web_metrics = WebMetrics(live_registry)
-
-
-_TEXT = "text/plain; charset=utf-8"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ExporterHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = f"standby-pool-exporter/{__version__}"
-    timeout = IDLE_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait on kept-alive scrapes
-    _web: WebConfig | None = None
-    _status = 0
-
-    def handle_one_request(self) -> None:
-        self._web = None  # each request sees the config current when it arrives
-        super().handle_one_request()
-
-    def _web_config(self) -> WebConfig:
-        if self._web is None:
-            self._web = self.server.app.web_config()
-        return self._web
-
-    def parse_request(self) -> bool:
-        """Parse, then require basic auth on every path and method (when users are configured)."""
-        if not super().parse_request():
-            return False
-        if self._web_config().authorize(self.headers.get("Authorization")):
-            return True
-        self.server.app.web_metrics.auth_failures.inc()
-        log.debug("unauthorized request", extra={"client": self.client_address[0], "method": self.command, "path": self.path.split("?", 1)[0]})
-        if self._has_body():
-            self.close_connection = True  # its body is not read
-        self._send(401, _TEXT, b"Unauthorized\n", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    def eof_received(self) -> bool:
+        self._eof = True
         return False
 
-    def send_response_only(self, code: int, message: str | None = None) -> None:
-        self._status = code
-        super().send_response_only(code, message)
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = (exc,)
 
-    def end_headers(self) -> None:
-        """Configured headers go on every final response, errors included (not on ``100 Continue``)."""
-        if self._status >= 200:
-            for name, value in self._web_config().headers.items():
-                self.send_header(name, value)
-        super().end_headers()
+    def attach(self, connection: _Connection, transport: asyncio.Transport) -> None:
+        transport.set_protocol(connection)
+        connection.connection_made(transport)
+        if self._data:
+            connection.data_received(b"".join(self._data))
+        if self._eof:
+            connection.eof_received()
+        if self._lost is not None:
+            connection.connection_lost(self._lost[0])
 
-    def _has_body(self) -> bool:
-        return bool(self.headers.get("Transfer-Encoding")) or self.headers.get("Content-Length", "0").strip() not in ("", "0")
 
-    def _discard_body(self) -> None:
-        """Read a small request body so the connection can be reused; otherwise close it after the response."""
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
+class _TlsAcceptor(asyncio.Protocol):
+    """A new connection while TLS is configured: its handshake, with a deadline, then HTTP."""
+
+    def __init__(self, manager: _Server, context: ssl.SSLContext) -> None:
+        self._owner = manager
+        self._context = context
+        self._transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._evicted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self._transport = transport
+        if not self._owner.table.admit(self):
+            self._owner.app.connection_closed("limit")
+            transport.abort()
             return
-        length = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length.isdigit() or int(length) > MAX_REQUEST_BODY:
-            self.close_connection = True
-        elif int(length):
-            self.rfile.read(int(length))
+        self._task = asyncio.get_running_loop().create_task(self._handshake(transport))
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        app = self.server.app
-        path = self.path.split("?", 1)[0]
-        if path == "/-/reload":
-            self._send(405, _TEXT, b"Only POST or PUT requests allowed\n", {"Allow": "POST, PUT"})
-        elif path == app.telemetry_path:
-            self._metrics(app)
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", _landing_page(app).encode())
-        elif path == "/healthz":
-            self._send(200, "text/plain; charset=utf-8", b"ok\n")
-        elif path == "/readyz":
-            ready = app.publisher.current.snapshot.ready
-            self._send(200 if ready else 503, "text/plain; charset=utf-8", b"ready\n" if ready else b"not ready: polling every pool once\n")
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._owner.table.remove(self)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
-        app = self.server.app
-        path = self.path.split("?", 1)[0]
-        self._discard_body()
-        if path == "/-/reload":
-            self._reload(app)
-        elif path in (app.telemetry_path, "/", "/healthz", "/readyz"):
-            self._send(405, _TEXT, b"method not allowed\n", {"Allow": "GET, HEAD"})
-        else:
-            self._send(404, _TEXT, b"not found\n")
+    def evict(self, counted: bool = True) -> None:
+        if not self._evicted and self._transport is not None:
+            self._evicted = True
+            if counted:
+                self._owner.app.connection_closed("limit")
+            self._transport.abort()
 
-    do_PUT = do_POST  # noqa: N815
-
-    def _reload(self, app: ExporterApp) -> None:
-        """Prometheus' lifecycle API: 403 unless enabled; 200 reloaded, 500 with the problems, 400 unsupported."""
-        if not app.enable_lifecycle:
-            self._send(403, _TEXT, b"Lifecycle API is not enabled.\n")
-            return
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        client = _client(transport)
+        handoff = _Handoff()
         try:
-            if app.reload is None:
-                raise ReloadNotSupported("configuration reload is not supported")
-            problems = app.reload()
-        except ReloadNotSupported as exc:
-            self._send(400, _TEXT, f"{exc}\n".encode())
+            tls = await loop.start_tls(
+                transport, handoff, self._context, server_side=True, ssl_handshake_timeout=self._owner.limits.handshake_timeout
+            )
+        except (TimeoutError, OSError) as exc:  # ssl.SSLError, the deadline, a reset, an eviction
+            self._owner.table.remove(self)
+            transport.abort()
+            if not self._evicted:
+                self._owner.app.tls_handshake_failed(client, _describe(exc))
             return
-        if problems:
-            body = "failed to reload config:\n" + "".join(f"  - {problem}\n" for problem in problems)
-            self._send(500, _TEXT, body.encode())
-        else:
-            self._send(200, _TEXT, b"configuration reloaded\n")
-
-    def _metrics(self, app: ExporterApp) -> None:
-        """Pre-rendered snapshot bytes plus the small live part: a scrape costs the same at any series count.
-
-        With gzip, the cached compressed snapshot and the compressed live part are sent as two gzip
-        members, which RFC 1952 readers (Prometheus, curl, urllib3) decode as one stream.
-        """
-        _, content_type = choose_encoder(self.headers.get("Accept"))
-        use_openmetrics = content_type.startswith("application/openmetrics-text")
-        exposition = app.publisher.current.exposition
-        live = (openmetrics.generate_latest if use_openmetrics else generate_latest)(app.live_registry)
-        if "gzip" in (self.headers.get("Accept-Encoding") or ""):
-            body = exposition.gzipped(use_openmetrics) + gzip.compress(live, compresslevel=1)
-            self._send(200, content_type, body, {"Content-Encoding": "gzip"})
-        else:
-            self._send(200, content_type, exposition.body(use_openmetrics) + live)
-
-    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_HEAD = do_GET  # noqa: N815
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server signature
-        log.debug("http request", extra={"client": self.address_string(), "request": format % args})
+        self._owner.table.remove(self)
+        if tls is None or self._evicted:
+            transport.abort()
+            return
+        handoff.attach(self._owner.new_connection(), tls)
 
 
-def _landing_page(app: ExporterApp) -> str:
-    snapshot = app.publisher.current.snapshot
-    rows = "\n".join(
-        "<tr><td>{sub}</td><td>{rg}</td><td>{pool}</td><td>{up}</td><td>{success}</td><td>{error}</td></tr>".format(
-            sub=html.escape(status.ref.subscription_id),
-            rg=html.escape(status.ref.resource_group),
-            pool=html.escape(status.ref.name),
-            up=("yes" if status.up else "no") if status.polled else "not polled yet",
-            success=_format_time(status.last_success),
-            error=html.escape(status.last_error or ""),
+class _Server(web.Server):
+    """aiohttp's low-level server, making our connection protocols and keeping the connection table."""
+
+    def __init__(self, app: Application, limits: Limits, **kwargs: Any) -> None:
+        self.app = app
+        self.limits = limits
+        self.table = _Table(limits.effective_max_connections())
+        super().__init__(self.dispatch, **kwargs)
+
+    def new_connection(self) -> _Connection:
+        return _Connection(
+            self,
+            loop=self._loop,
+            keepalive_timeout=self.limits.idle_timeout,
+            access_log=None,
+            max_line_size=self.limits.max_request_line,
+            max_field_size=self.limits.max_header_line,
+            max_headers=self.limits.max_headers,
+            lingering_time=0,  # an unread request body closes the connection after the answer
         )
-        for status in snapshot.pools
-    )
-    path = html.escape(app.telemetry_path)
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Azure Standby Pool Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
-</head><body>
-<h1>Azure Standby Pool Exporter</h1>
-<p>Version {html.escape(__version__)}. Values are cached and refreshed every {snapshot.interval:g}s.</p>
-<p><a href="{path}">Metrics</a> &middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
-<table><thead><tr><th>Subscription</th><th>Resource group</th><th>Pool</th><th>Up</th><th>Last success</th><th>Last error</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-</body></html>
-"""
+
+    def __call__(self) -> asyncio.BaseProtocol:  # type: ignore[override]  # protocol factory, once per accepted connection
+        try:
+            context = self.app.ssl_context()
+        except Exception:  # an unusable certificate was loaded: the last good config is still served
+            log.exception("cannot build the TLS context")
+            context = None
+        if context is not None:
+            return _TlsAcceptor(self, context)
+        return self.new_connection()
+
+    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        connection = request.protocol
+        number = connection.request_started() if isinstance(connection, _Connection) else 0
+        try:
+            response = await self.app.handle(request)
+            if number >= self.limits.max_requests_per_connection:
+                response.force_close()
+            return response
+        finally:
+            if isinstance(connection, _Connection):
+                connection.request_finished()
 
 
-def _format_time(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+class HttpServer:
+    """The listening socket (bound at construction) and the event loop thread serving it."""
+
+    def __init__(self, address: tuple[str, int], app: Application, limits: Limits | None = None) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
+        self._socket.setblocking(False)
+        self._address: tuple[str, int] = self._socket.getsockname()[:2]
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._loop_error)
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._server: _Server | None = None
+        self._accepting = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._address
+
+    @property
+    def max_connections(self) -> int:
+        return self.limits.effective_max_connections()
+
+    def open_connections(self) -> int:
+        return len(self._server.table) if self._server is not None else 0
+
+    def start(self) -> None:
+        """Serve in a daemon thread ("http"); returns once connections are being accepted."""
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._thread.start()
+        self._started.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._listen())
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _listen(self) -> None:
+        self._server = _Server(self.app, self.limits)
+        self._resume_accepting()
+
+    # -- accepting -----------------------------------------------------------------------------------
+    # Our own accept loop rather than loop.create_server: CPython 3.11's keeps calling accept() after
+    # EMFILE up to `backlog` times per wake-up, logging and scheduling a retry each time (thousands of
+    # lines a second with a burst-sized backlog). Here accept() stops at the first EMFILE, idle
+    # connections are closed to make room, one line is logged, and accepting resumes a second later.
+    ACCEPTS_PER_WAKEUP = 64
+    ACCEPT_PAUSE = 1.0
+
+    def _resume_accepting(self) -> None:
+        if not self._accepting and self._socket.fileno() >= 0:
+            self._loop.add_reader(self._socket.fileno(), self._accept)
+            self._accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._loop.remove_reader(self._socket.fileno())
+            self._accepting = False
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        for _ in range(self.ACCEPTS_PER_WAKEUP):
+            try:
+                connection, _ = self._socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._out_of_descriptors(exc)
+                else:
+                    log.error("accept failed", extra={"err": _describe(exc)})
+                return
+            connection.setblocking(False)
+            self._loop.create_task(self._connect(connection))
+
+    async def _connect(self, connection: socket.socket) -> None:
+        assert self._server is not None
+        try:
+            await self._loop.connect_accepted_socket(self._server, connection)
+        except OSError as exc:  # reset before its transport was made
+            connection.close()
+            log.debug("connection error", extra={"err": _describe(exc)})
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        assert self._server is not None
+        open_connections = len(self._server.table)
+        freed = self._server.table.evict_idle(max(16, open_connections // 4))
+        log.error(
+            "out of file descriptors: closed idle connections, not accepting new ones for 1s",
+            extra={"err": _describe(exc), "open_connections": open_connections, "closed_idle": freed},
+        )
+        self._pause_accepting()
+        self._loop.call_later(self.ACCEPT_PAUSE, self._resume_accepting)
+
+    # -- stopping ------------------------------------------------------------------------------------
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop accepting, close every connection, stop the loop (does not wait for idle keep-alive clients)."""
+        if self._thread is None:
+            self._socket.close()
+            return
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._shutdown)
+        self._thread.join(timeout)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+
+    def _shutdown(self) -> None:
+        self._pause_accepting()
+        self._socket.close()
+        if self._server is not None:
+            self._server.table.close_all()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's own error reports: a client's connection error at debug, anything else at error."""
+        exc = context.get("exception")
+        if isinstance(exc, (ConnectionError, ssl.SSLError)):
+            log.debug("connection error", extra={"err": _describe(exc)})
+            return
+        log.error("event loop error: %s", context.get("message"), exc_info=exc)
 
 
-def serve(server: ExporterHTTPServer) -> threading.Thread:
-    """Serve in a background thread; ``server.shutdown()`` stops it."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True)
-    thread.start()
-    return thread
+def _client(transport: asyncio.BaseTransport | None) -> str:
+    if transport is None:
+        return ""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -36,30 +36,30 @@ How the toolkit's Go settings map onto Python's :mod:`ssl`:
 * Not supported, and rejected rather than ignored (ignoring them would weaken what the operator
   asked for): inline ``cert``/``key``/``client_ca``, ``client_allowed_sans``, ``rate_limit``.
 
-The HTTP server wraps each accepted socket with ``watcher.current().ssl_context()`` (None: plain
-HTTP), answers 401 with ``WWW-Authenticate: Basic`` when ``authorize(Authorization header)`` is
-false, and adds ``headers`` to every response.
+The HTTP server starts TLS on each accepted connection with ``watcher.current().ssl_context()``
+(None: plain HTTP), checks basic auth with :class:`exporter.basicauth.Authenticator`, and adds
+``headers`` to every response. Every file is read through :mod:`exporter.boundedfile` (regular files
+of at most 1 MiB, YAML with an alias budget), and only off the request path (:class:`WebConfigWatcher`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import logging
 import os
 import re
-import secrets
 import ssl
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import bcrypt
 import yaml
+
+from .boundedfile import FileProblem, Problems, ProblemsError, load_yaml, read_bounded, short_repr
+
+log = logging.getLogger(__name__)
 
 CLIENT_AUTH_TYPES = (
     "NoClientCert",
@@ -133,15 +133,12 @@ _UNSUPPORTED = {
     "tls_server_config.client_allowed_sans": "not supported by this exporter (use a dedicated client CA instead)",
 }
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
-_BCRYPT_LOCK = threading.Lock()  # one bcrypt at a time: it is CPU-heavy by design, as in the toolkit
 
 
-class WebConfigError(Exception):
+class WebConfigError(ProblemsError):
     """One or more web configuration problems, each prefixed with its dotted path."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid web configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    title = "invalid web configuration"
 
 
 @dataclass(frozen=True)
@@ -160,18 +157,19 @@ class TlsSettings:
 
 
 class _Runtime:
-    """Per-config mutable state: the SSL context and the basic-auth cache."""
+    """Per-config mutable state: the SSL context, built once."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.context: ssl.SSLContext | None = None
-        self.dummy_hash: bytes | None = None
-        self.verified: dict[str, bytes] = {}  # user -> sha256 of the last password that passed bcrypt
 
 
 @dataclass(frozen=True)
 class WebConfig:
-    """A loaded web config. ``WebConfig()`` is the no-file default: plain HTTP, no auth, no headers."""
+    """A loaded web config. ``WebConfig()`` is the no-file default: plain HTTP, no auth, no headers.
+
+    Basic auth is checked by :class:`exporter.basicauth.Authenticator` against ``basic_auth_users``.
+    """
 
     tls: TlsSettings | None = None
     basic_auth_users: Mapping[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
@@ -186,60 +184,6 @@ class WebConfig:
             if self._runtime.context is None:
                 self._runtime.context = _build_context(self.tls)
             return self._runtime.context
-
-    def authorize(self, authorization_header: str | None) -> bool:
-        """Check an ``Authorization`` header with HTTP Basic auth; always True when no users are configured.
-
-        Unknown users are checked against a dummy hash so timing does not reveal which users exist.
-        A password that passed bcrypt is remembered as its SHA-256, so later scrapes skip bcrypt.
-        """
-        if not self.basic_auth_users:
-            return True
-        credentials = _parse_basic(authorization_header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        digest = hashlib.sha256(password).digest()
-        hashed = self.basic_auth_users.get(user)
-        cached = self._runtime.verified.get(user)
-        if hashed is not None and cached is not None and hmac.compare_digest(cached, digest):
-            return True
-        ok = _bcrypt_check(password, hashed if hashed is not None else self._dummy_hash())
-        if ok and hashed is not None:
-            self._runtime.verified[user] = digest
-            return True
-        return False
-
-    def _dummy_hash(self) -> bytes:
-        """A hash of a random password with the highest cost among the configured hashes."""
-        with self._runtime.lock:
-            if self._runtime.dummy_hash is None:
-                cost = max(int(hashed[4:6]) for hashed in self.basic_auth_users.values())
-                self._runtime.dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
-            return self._runtime.dummy_hash
-
-
-def _parse_basic(header: str | None) -> tuple[str, bytes] | None:
-    """``Basic base64(user:password)`` -> (user, password bytes), or None when malformed."""
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-        user, sep, password = decoded.partition(b":")
-        return (user.decode("utf-8"), password) if sep else None
-    except ValueError:  # bad base64, non-ASCII header, user not UTF-8
-        return None
-
-
-def _bcrypt_check(password: bytes, hashed: bytes) -> bool:
-    with _BCRYPT_LOCK:
-        try:
-            return bcrypt.checkpw(password, hashed)
-        except ValueError:  # e.g. passwords over 72 bytes
-            return False
 
 
 def _refuse_password() -> bytes:
@@ -292,33 +236,38 @@ def _stamp(path: Path) -> _Stamp | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def _key(key: object) -> str:
+    """A mapping key for a dotted path: short keys as they are, others through a size-limited repr."""
+    return key if isinstance(key, str) and len(key) <= 60 else short_repr(key)
+
+
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-class _Loader:
+class _Loader(Problems):
     """Reads one web config file, collecting problems and the stamp of every file read (taken before reading)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.problems: list[str] = []
         self.stamps: dict[Path, _Stamp | None] = {}
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
 
     def load(self) -> WebConfig | None:
         """The validated config, or None with ``problems`` filled in."""
         self.stamps[self.path] = _stamp(self.path)
         try:
-            text = self.path.read_bytes()
-        except OSError as exc:
-            self.problem(str(self.path), f"cannot read: {exc.strerror or exc}")
+            text = read_bounded(self.path)
+        except FileProblem as exc:
+            self.problems.append(str(exc))
             return None
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             self.problem(str(self.path), "not valid YAML: " + str(exc).replace("\n", " "))
+            return None
+        except RecursionError:
+            self.problem(str(self.path), "not valid YAML: nested too deeply")
             return None
         if data is None:
             data = {}
@@ -341,7 +290,7 @@ class _Loader:
 
     def check_keys(self, data: dict[Any, Any], prefix: str, allowed: tuple[str, ...]) -> None:
         for key in data:
-            where = f"{prefix}.{key}" if prefix else str(key)
+            where = f"{prefix}.{_key(key)}" if prefix else _key(key)
             if where in _UNSUPPORTED:
                 self.problem(where, _UNSUPPORTED[where])
             elif key not in allowed:
@@ -361,14 +310,14 @@ class _Loader:
         if value is None:
             return default
         if not isinstance(value, str) or value not in allowed:
-            self.problem(f"{prefix}.{key}", f"must be one of {', '.join(allowed)}, got {value!r}")
+            self.problem(f"{prefix}.{key}", f"must be one of {', '.join(allowed)}, got {short_repr(value)}")
             return None
         return value
 
     def boolean(self, data: dict[Any, Any], prefix: str, key: str, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
-            self.problem(f"{prefix}.{key}", f"must be true or false, got {value!r}")
+            self.problem(f"{prefix}.{key}", f"must be true or false, got {short_repr(value)}")
             return default
         return value
 
@@ -381,7 +330,7 @@ class _Loader:
             return ()
         for index, item in enumerate(value):
             if not isinstance(item, str) or item not in allowed:
-                self.problem(f"{prefix}.{key}[{index}]", f"unknown name {item!r} (known: {', '.join(allowed)})")
+                self.problem(f"{prefix}.{key}[{index}]", f"unknown name {short_repr(item)} (known: {', '.join(allowed)})")
         return tuple(item for item in value if isinstance(item, str) and item in allowed)
 
     def pem_file(self, data: dict[Any, Any], prefix: str, key: str, marker: bytes, what: str) -> Path | None:
@@ -391,14 +340,14 @@ class _Loader:
             return None
         where = f"{prefix}.{key}"
         if not isinstance(value, str) or not value.strip():
-            self.problem(where, f"must be a file name, got {value!r}")
+            self.problem(where, f"must be a file name, got {short_repr(value)}")
             return None
         path = self.path.parent / value
         self.stamps[path] = _stamp(path)
         try:
-            content = path.read_bytes()
-        except OSError as exc:
-            self.problem(where, f"cannot read {path}: {exc.strerror or exc}")
+            content = read_bounded(path)
+        except FileProblem as exc:
+            self.problem(where, str(exc))
             return None
         if marker not in content:
             self.problem(where, f"no PEM {what} in {path}")
@@ -463,7 +412,7 @@ class _Loader:
         configured = self.mapping(data.get("headers"), f"{p}.headers") or {}
         headers: dict[str, str] = {}
         for name, value in configured.items():
-            where = f"{p}.headers.{name}"
+            where = f"{p}.headers.{_key(name)}"
             if name not in HEADERS:
                 self.problem(where, f"cannot be configured (allowed: {', '.join(HEADERS)})")
                 continue
@@ -476,7 +425,7 @@ class _Loader:
             if "\r" in text or "\n" in text:
                 self.problem(where, "must not contain line breaks")
             elif HEADERS[name] and text not in HEADERS[name]:
-                self.problem(where, f"must be one of {', '.join(HEADERS[name])}, got {text!r}")
+                self.problem(where, f"must be one of {', '.join(HEADERS[name])}, got {short_repr(text)}")
             else:
                 headers[name] = text
         return headers
@@ -486,7 +435,7 @@ class _Loader:
         data = self.mapping(raw, p) or {}
         users: dict[str, bytes] = {}
         for user, hashed in data.items():
-            where = f"{p}.{user}"
+            where = f"{p}.{_key(user)}"
             if not isinstance(user, str) or not user:
                 self.problem(where, "user name must be a non-empty string")
             elif ":" in user:
@@ -515,10 +464,14 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
 
 
 class WebConfigWatcher:
-    """The current web config, reloaded when the file, or a certificate, key or CA file it names, changes.
+    """The last good web config, re-read off the request path.
 
-    Files are re-stat'ed at most once per ``check_interval``. A bad new file keeps the last good
-    config and calls ``on_error`` (once per change, not on every check). Thread-safe.
+    ``current()`` never touches the disk: requests always get the last good copy. ``check()`` re-reads
+    the file when it, or a certificate, key or CA file it names, changed inode, size, mtime or ctime,
+    and ``check(force=True)`` (SIGHUP) re-reads it anyway. ``start()`` runs ``check()`` in a thread
+    once per ``check_interval``; ``request_reload()`` wakes that thread for a forced check. A bad new
+    file keeps the last good config and calls ``on_error`` (once per change, not on every check);
+    a good one calls ``on_reload``.
     """
 
     def __init__(
@@ -526,14 +479,18 @@ class WebConfigWatcher:
         path: str | os.PathLike[str],
         *,
         check_interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[WebConfigError], None] | None = None,
+        on_reload: Callable[[WebConfig], None] | None = None,
     ) -> None:
         self._path = Path(path)
         self._check_interval = check_interval
-        self._clock = clock
         self._on_error = on_error
-        self._lock = threading.Lock()
+        self._on_reload = on_reload
+        self._lock = threading.Lock()  # one check at a time
+        self._wake = threading.Event()
+        self._force = False
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
         self._reloads = 0
         self._failures = 0
         loader = _Loader(self._path)
@@ -542,7 +499,10 @@ class WebConfigWatcher:
             raise WebConfigError(loader.problems)
         self._config = config
         self._stamps = loader.stamps
-        self._checked_at = clock()
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     @property
     def reloads_total(self) -> int:
@@ -554,26 +514,54 @@ class WebConfigWatcher:
         return self._failures
 
     def current(self) -> WebConfig:
-        """The last good config, after reloading it if a watched file changed."""
-        error: WebConfigError | None = None
-        with self._lock:
-            now = self._clock()
-            if now - self._checked_at >= self._check_interval:
-                self._checked_at = now
-                if any(_stamp(path) != stamp for path, stamp in self._stamps.items()):
-                    error = self._reload()
-            config = self._config
-        if error is not None and self._on_error is not None:
-            self._on_error(error)
-        return config
+        """The last good config (no I/O, no lock)."""
+        return self._config
 
-    def _reload(self) -> WebConfigError | None:
-        loader = _Loader(self._path)
-        config = loader.load()
-        self._stamps = loader.stamps  # also after a failure: retry only when something changes again
-        if config is None:
-            self._failures += 1
-            return WebConfigError(loader.problems)
-        self._config = config
-        self._reloads += 1
-        return None
+    def check(self, force: bool = False) -> bool:
+        """Re-read the files if one changed (or ``force``); True when a new config was installed."""
+        with self._lock:
+            if not force and all(_stamp(path) == stamp for path, stamp in self._stamps.items()):
+                return False
+            loader = _Loader(self._path)
+            config = loader.load()
+            self._stamps = loader.stamps  # also after a failure: retry only when something changes again
+            if config is None:
+                self._failures += 1
+                error: WebConfigError | None = WebConfigError(loader.problems)
+            else:
+                self._config = config
+                self._reloads += 1
+                error = None
+        if error is not None:
+            if self._on_error is not None:
+                self._on_error(error)
+            return False
+        if self._on_reload is not None:
+            self._on_reload(config)  # type: ignore[arg-type]  # set when error is None
+        return True
+
+    def request_reload(self) -> None:
+        """Re-read the files soon, changed or not (SIGHUP); returns at once."""
+        self._force = True
+        self._wake.set()
+
+    def start(self) -> None:
+        """Check the files once per ``check_interval`` in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="web-config", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self._check_interval)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            force, self._force = self._force, False
+            try:
+                self.check(force)
+            except Exception:  # keep watching whatever happened to one check
+                log.exception("web configuration check failed")

@@ -23,9 +23,12 @@ OUTPUT = Path(__file__).resolve().parent / "standby-pools.json"
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# Label filters. Pool metrics carry all three; the ARM self-metrics only subscription_id.
-POOL = 'subscription_id=~"$subscription_id", resource_group=~"$resource_group", pool=~"$pool"'
-SUB = 'subscription_id=~"$subscription_id"'
+# Label filters. Every series carries the scrape's job and, where Prometheus adds one (an external or
+# target label, as kubernetes-mixin assumes), cluster: SCOPE picks one Prometheus setup's exporters.
+# Pool metrics carry all three pool labels; the ARM self-metrics only subscription_id.
+SCOPE = 'cluster=~"$cluster", job=~"$job"'
+POOL = SCOPE + ', subscription_id=~"$subscription_id", resource_group=~"$resource_group", pool=~"$pool"'
+SUB = SCOPE + ', subscription_id=~"$subscription_id"'
 BY_POOL = "subscription_id, resource_group, pool, pool_kind"
 # Ready instances, as the alert rules count them (prometheus/alerts.yaml): Running for container
 # group pools; Running, Deallocated or Hibernated for virtual machine pools.
@@ -406,9 +409,9 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         "Exporter-wide: its version, whether its last configuration reload succeeded, and the polling cycles "
         "it skipped over the time range because the previous cycle was still running.",
         [
-            target("A", "azure_standby_pool_exporter_build_info", "version {{version}}", instant=True),
-            target("B", "min(azure_standby_pool_config_last_reload_successful)", "config reload", instant=True),
-            target("C", "sum(increase(azure_standby_pool_poll_cycles_skipped_total[$__range]))", "skipped cycles",
+            target("A", f"azure_standby_pool_exporter_build_info{{{SCOPE}}}", "version {{version}}", instant=True),
+            target("B", f"min(azure_standby_pool_config_last_reload_successful{{{SCOPE}}})", "config reload", instant=True),
+            target("C", f"sum(increase(azure_standby_pool_poll_cycles_skipped_total{{{SCOPE}}}[$__range]))", "skipped cycles",
                    instant=True),
         ], 24, 4,
         defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "green"))},
@@ -443,7 +446,7 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         "polling interval makes the exporter skip cycles.",
         [
             target("A", f"azure_standby_pool_poll_duration_seconds{{{POOL}}}", legend),
-            target("B", "max(azure_standby_pool_poll_cycle_duration_seconds)", "whole cycle (all pools)"),
+            target("B", f"max(azure_standby_pool_poll_cycle_duration_seconds{{{SCOPE}}})", "whole cycle (all pools)"),
         ], 8, 8,
         defaults=timeseries_defaults("s"),
         overrides=[by_ref("B", **{"custom.lineStyle": {"fill": "dash", "dash": [10, 10]}, "custom.fillOpacity": 0})],
@@ -521,14 +524,6 @@ def dashboard() -> dict[str, Any]:
     layout = Layout()
     panels = overview(layout) + per_pool(layout) + exporter(layout)
     return {
-        "__inputs": [{
-            "name": "DS_PROMETHEUS",
-            "label": "Prometheus",
-            "description": "The Prometheus that scrapes azure-standby-pool-exporter",
-            "type": "datasource",
-            "pluginId": "prometheus",
-            "pluginName": "Prometheus",
-        }],
         "__elements": {},
         "__requires": [
             {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
@@ -592,7 +587,9 @@ def dashboard() -> dict[str, Any]:
                 "type": "datasource",
                 "query": "prometheus",
                 "regex": "",
-                "current": {"selected": False, "text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}"},
+                # No fixed value: Grafana starts on its default Prometheus datasource, whether the file is
+                # imported or provisioned (file provisioning fills in no ${DS_...} input).
+                "current": {},
                 "options": [],
                 "refresh": 1,
                 "hide": 0,
@@ -600,11 +597,13 @@ def dashboard() -> dict[str, Any]:
                 "multi": False,
                 "skipUrlSync": False,
             },
-            variable("subscription_id", "Subscription", "label_values(azure_standby_pool_up, subscription_id)"),
+            variable("cluster", "Cluster", "label_values(azure_standby_pool_exporter_build_info, cluster)"),
+            variable("job", "Job", 'label_values(azure_standby_pool_exporter_build_info{cluster=~"$cluster"}, job)'),
+            variable("subscription_id", "Subscription", f"label_values(azure_standby_pool_up{{{SCOPE}}}, subscription_id)"),
             variable("resource_group", "Resource group",
-                     'label_values(azure_standby_pool_up{subscription_id=~"$subscription_id"}, resource_group)'),
+                     f'label_values(azure_standby_pool_up{{{SCOPE}, subscription_id=~"$subscription_id"}}, resource_group)'),
             variable("pool", "Pool",
-                     'label_values(azure_standby_pool_up{subscription_id=~"$subscription_id", '
+                     f'label_values(azure_standby_pool_up{{{SCOPE}, subscription_id=~"$subscription_id", '
                      'resource_group=~"$resource_group"}, pool)'),
         ]},
         "panels": panels,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -31,37 +30,38 @@ HEADER = """\
 """
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+LABELS = {
+    "app.kubernetes.io/name": "azure-standby-pool-exporter",
+    "app.kubernetes.io/instance": "azure-standby-pool-exporter",
+    "app.kubernetes.io/version": "0.1.0",
+    "app.kubernetes.io/component": "exporter",
+    "app.kubernetes.io/part-of": "azure-standby-pool-exporter",
+    "app.kubernetes.io/managed-by": "kustomize",
+}
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def prometheus_rule(groups: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": {
-            "name": "azure-standby-pool-exporter",
-            "labels": {
-                "app.kubernetes.io/name": "azure-standby-pool-exporter",
-                "app.kubernetes.io/component": "exporter",
-            },
-        },
-        "spec": {"groups": groups},
-    }
+def _groups_text(source: str) -> str:
+    """The ``groups:`` block of alerts.yaml as written (folded text, comments, blank lines), indented
+    under ``spec:``: the rule file's formatting survives, so the output is as readable and lint-clean."""
+    lines = source.splitlines()
+    try:
+        first = lines.index("groups:")
+    except ValueError:
+        raise SystemExit(f"{SOURCE}: no top-level 'groups:' line") from None
+    return "".join(f"  {line}\n" if line.strip() else "\n" for line in lines[first:]).rstrip("\n") + "\n"
 
 
 def render() -> str:
-    groups = yaml.safe_load(SOURCE.read_text(encoding="utf-8"))["groups"]
-    body = yaml.dump(prometheus_rule(groups), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True)
-    return HEADER + body
+    source = SOURCE.read_text(encoding="utf-8")
+    parsed = yaml.safe_load(source)
+    if set(parsed) != {"groups"}:
+        raise SystemExit(f"{SOURCE}: only a top-level 'groups' key can be carried into a PrometheusRule")
+    metadata = yaml.safe_dump({"name": "azure-standby-pool-exporter", "labels": LABELS}, sort_keys=False)
+    text = (HEADER + "---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata:\n"
+            + "".join(f"  {line}\n" for line in metadata.splitlines()) + "spec:\n" + _groups_text(source))
+    if yaml.safe_load(text)["spec"]["groups"] != parsed["groups"]:
+        raise SystemExit(f"{SOURCE}: its groups block did not survive being moved under spec:")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .bench import build_bench
+from .bench_world import build_bench
 from .server import SimulatorServer
 from .world import Simulator
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--subscriptions", type=int, default=1, help="subscriptions the pools are spread over (default 1)")
     bench.add_argument("--page-size", type=int, default=50, help="items per list page (default 50)")
     bench.add_argument("--read-bucket", type=_read_bucket, default=None,
-                       help="ARM's per-subscription read bucket (refilled at 25/s); 'none': no throttling (default none)")
+                       help="enforce ARM's per-subscription read bucket with this capacity (refilled at 25/s, 15x globally); 'none': not enforced, the headers still count ARM's 250 at 25/s (default none)")
     bench.add_argument("--claim-probability", type=float, default=0.0, help="chance per pool and tick of a hand-out (default 0)")
     bench.add_argument("--request-log-limit", type=int, default=None, help="keep only the newest this many request records")
     args = parser.parse_args(argv)

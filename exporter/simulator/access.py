@@ -62,40 +62,52 @@ class TokenIssuer:
             self._tokens.clear()
 
 
+# ARM's token buckets for reads (Azure Resource Manager throttling, regional throttling and token bucket
+# algorithm): per principal 250 reads refilled at 25/s; the bucket all principals of a subscription share is 15x that.
+ARM_READ_BUCKET = 250
+ARM_READ_REFILL_PER_SECOND = 25.0
+GLOBAL_FACTOR = 15
+
+
 @dataclass(frozen=True)
 class ReadDecision:
-    """The outcome of asking the bucket for one read."""
+    """The outcome of asking the buckets for one read."""
 
     allowed: bool
-    remaining: int
+    remaining: int  # this principal's bucket (x-ms-ratelimit-remaining-subscription-reads)
+    global_remaining: int  # every principal's bucket (x-ms-ratelimit-remaining-subscription-global-reads)
     retry_after: int
 
 
 class ReadThrottle:
-    """ARM's per-subscription token bucket for reads (capacity None: unlimited)."""
+    """ARM's per-subscription read buckets: always counted for the headers, enforced (429) only when opted in.
 
-    UNLIMITED_REMAINING = 11999
+    ``capacity`` None: not enforced, and the headers count ARM's own buckets (250 at 25/s, 15x that globally);
+    a number: that capacity refilled at ``refill_per_second`` (15x both globally), and a read with no token left
+    is answered 429 with ``Retry-After``.
+    """
 
     def __init__(self, capacity: int | None, refill_per_second: float, clock: Callable[[], float]) -> None:
-        self._capacity = capacity
-        self._rate = refill_per_second
+        self._enforced = capacity is not None
+        self._capacity = float(ARM_READ_BUCKET if capacity is None else capacity)
+        self._rate = ARM_READ_REFILL_PER_SECOND if capacity is None else refill_per_second
         self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}  # subscription -> (tokens, as of)
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # subscription -> (tokens, global tokens, as of)
 
     def take(self, subscription_id: str) -> ReadDecision:
-        """Spend one read for the subscription if the bucket has one."""
-        if self._capacity is None:
-            return ReadDecision(True, self.UNLIMITED_REMAINING, 0)
+        """Spend one read for the subscription if the buckets have one (or count it, when not enforced)."""
         now = self._clock()
         with self._lock:
-            tokens, as_of = self._buckets.get(subscription_id, (float(self._capacity), now))
-            tokens = min(float(self._capacity), tokens + max(0.0, now - as_of) * self._rate)
-            allowed = tokens >= 1.0
+            tokens, shared, as_of = self._buckets.get(subscription_id, (self._capacity, self._capacity * GLOBAL_FACTOR, now))
+            elapsed = max(0.0, now - as_of)
+            tokens = min(self._capacity, tokens + elapsed * self._rate)
+            shared = min(self._capacity * GLOBAL_FACTOR, shared + elapsed * self._rate * GLOBAL_FACTOR)
+            allowed = not self._enforced or (tokens >= 1.0 and shared >= 1.0)
             if allowed:
-                tokens -= 1.0
-            self._buckets[subscription_id] = (tokens, now)
+                tokens, shared = max(0.0, tokens - 1.0), max(0.0, shared - 1.0)
+            self._buckets[subscription_id] = (tokens, shared, now)
         if allowed:
-            return ReadDecision(True, int(tokens), 0)
+            return ReadDecision(True, int(tokens), int(shared), 0)
         wait = math.ceil((1.0 - tokens) / self._rate) if self._rate > 0 else 60
-        return ReadDecision(False, 0, max(1, wait))
+        return ReadDecision(False, 0, int(shared), max(1, wait))

@@ -30,6 +30,7 @@ _POSTS: dict[str, Callable[[Simulator, dict[str, Any]], object]] = {
     "refill": _pool_action(lambda sim, sub, rg, pool, data: sim.set_refill(sub, rg, pool, bool(data["enabled"]))),
     "health": _pool_action(lambda sim, sub, rg, pool, data: sim.set_health(sub, rg, pool, data.get("code"))),
     "delete_pool": _pool_action(lambda sim, sub, rg, pool, data: sim.delete_pool(sub, rg, pool)),
+    "verbatim": lambda sim, data: sim.serve_verbatim(data["path"], data["api_version"], json.dumps(data["body"]).encode()),
 }
 
 

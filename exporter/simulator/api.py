@@ -61,8 +61,10 @@ class ArmApi:
             return error(429, "TooManyRequests",
                          "The request is being throttled as the limit has been reached for operation type - Read.",
                          {"Retry-After": str(decision.retry_after)})
-        reply = self._route(route, path, query, base_url)
+        canned = self._sim.verbatim.get((path.lower(), query.get("api-version", "")))
+        reply = Reply(200, canned) if canned is not None else self._route(route, path, query, base_url)
         reply.headers["x-ms-ratelimit-remaining-subscription-reads"] = str(decision.remaining)
+        reply.headers["x-ms-ratelimit-remaining-subscription-global-reads"] = str(decision.global_remaining)
         return reply
 
     def _route(self, route: Route | None, path: str, query: Mapping[str, str], base_url: str) -> Reply:

@@ -21,8 +21,9 @@ DEFAULT_ERROR_CODES = {
 class Fault:
     """One fault rule.
 
-    It hits requests whose lower-cased path contains ``match`` (token endpoints only when ``match``
-    names them, i.e. contains "msi" or "identity"), ``times`` times (None: until cleared).
+    It hits requests whose lower-cased path contains ``match`` (ends with it, when ``match`` ends in ``$``;
+    token endpoints only when ``match`` names them, i.e. contains "msi" or "identity"), ``times`` times
+    (None: until cleared).
     """
 
     match: str = ""
@@ -67,6 +68,8 @@ class Fault:
         match = self.match.lower()
         if identity and not any(marker in match for marker in _IDENTITY_MARKERS):
             return False
+        if match.endswith("$"):
+            return path_lower.rstrip("/").endswith(match[:-1])
         return match in path_lower
 
 

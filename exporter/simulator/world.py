@@ -66,7 +66,7 @@ class Simulator:
         seed: int = 1,
         page_size: int = 50,
         latency: float = 0.0,
-        read_bucket: int | None = 250,
+        read_bucket: int | None = None,  # enforce ARM's read bucket with this capacity (opt-in; headers count it always)
         read_refill_per_second: float = 25.0,
         create_seconds: tuple[float, float] = (3.0, 8.0),
         claim_probability: float = 0.0,
@@ -89,6 +89,8 @@ class Simulator:
         self.tokens = TokenIssuer(clock)
         self.throttle = ReadThrottle(read_bucket, read_refill_per_second, clock)
         self.requests: list[RequestRecord] = []
+        # Bodies served as they are: (lower-cased path, api-version) -> JSON bytes, e.g. Microsoft's REST examples.
+        self.verbatim: dict[tuple[str, str], bytes] = {}
         self.request_log_limit = request_log_limit  # keep only the newest this many records (None: all)
         self._requests_lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -105,11 +107,15 @@ class Simulator:
     @classmethod
     def demo(cls, seed: int = 1) -> Simulator:
         """A ready demo world whose numbers change every few seconds."""
-        from .demo import build_demo
+        from .demo_world import build_demo
 
         return build_demo(cls, seed)
 
     # ---- building the world -------------------------------------------------------------------
+
+    def serve_verbatim(self, path: str, api_version: str, body: bytes) -> None:
+        """Answer GET ``path`` (any casing) at ``api_version`` with ``body`` as it is, whatever the world holds."""
+        self.verbatim[(path.lower(), api_version)] = body
 
     def add_container_group_pool(
         self,

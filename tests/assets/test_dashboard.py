@@ -8,10 +8,10 @@ import importlib.util
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 import yaml
 
 from .conftest import REPO
@@ -21,6 +21,8 @@ DASHBOARD = REPO / "grafana" / "standby-pools.json"
 GENERATOR = REPO / "grafana" / "generate_dashboard.py"
 DS_UID = "${datasource}"
 FILTERS = {"subscription_id": "$subscription_id", "resource_group": "$resource_group", "pool": "$pool"}
+# Every query is scoped to one Prometheus setup's exporters by these (kubernetes-mixin's variables).
+SCOPE = {"cluster": "$cluster", "job": "$job"}
 # Exporter-wide metrics: they have no subscription, resource group or pool label to filter on.
 EXPORTER_WIDE = {
     "azure_standby_pool_exporter_build_info",
@@ -30,9 +32,13 @@ EXPORTER_WIDE = {
     "azure_standby_pool_poll_cycle_duration_seconds",
     "azure_standby_pool_web_auth_failures_total",
     "azure_standby_pool_web_tls_handshake_failures_total",
+    "azure_standby_pool_web_auth_throttled_total",
+    "azure_standby_pool_web_connections_closed_total",
 }
 # Grafana's own interval variables, replaced by values when a query is checked.
 GRAFANA_VARIABLES = {"$__rate_interval": "2m", "$__interval": "1m", "$__range": "1h"}
+# The scope variables on All, as Grafana fills them (allValue ".*").
+SCOPE_ALL = {"$cluster": ".*", "$job": ".*"}
 
 
 def load() -> dict[str, Any]:
@@ -70,7 +76,7 @@ def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def fill(expr: str, values: dict[str, str]) -> str:
-    for name, value in {**GRAFANA_VARIABLES, **values}.items():
+    for name, value in {**GRAFANA_VARIABLES, **SCOPE_ALL, **values}.items():
         expr = expr.replace(name, value)
     return expr
 
@@ -90,12 +96,12 @@ def test_committed_dashboard_is_what_the_generator_writes() -> None:
     )
 
 
-def test_importable_json_with_a_prometheus_input() -> None:
+def test_importable_and_provisionable_json_without_inputs() -> None:
     dashboard = load()
     assert dashboard["uid"] and dashboard["title"] and dashboard["panels"]
     assert dashboard["id"] is None, "an exported dashboard carries no database id"
-    inputs = dashboard["__inputs"]
-    assert [(i["name"], i["type"], i["pluginId"]) for i in inputs] == [("DS_PROMETHEUS", "datasource", "prometheus")]
+    # No ${DS_...} input: import would fill it in, file provisioning never does.
+    assert "__inputs" not in dashboard and "${DS_" not in DASHBOARD.read_text(encoding="utf-8")
     required = {(r["type"], r["id"]) for r in dashboard["__requires"]}
     assert ("datasource", "prometheus") in required
     panel_types = {p["type"] for p in all_panels(dashboard)} - {"row"}
@@ -106,10 +112,9 @@ def test_datasource_variable_and_every_reference_to_it() -> None:
     dashboard = load()
     ds = variables(dashboard)["datasource"]
     assert ds["type"] == "datasource" and ds["query"] == "prometheus"
-    # The grafana.com import fills ${DS_PROMETHEUS} in only where the variable starts; nothing else
-    # may depend on it, so that the same file also works provisioned (where it is never filled in).
+    # No starting value: Grafana picks its default Prometheus datasource, imported or provisioned.
     text = DASHBOARD.read_text(encoding="utf-8")
-    assert text.count("${DS_PROMETHEUS}") == 2 and ds["current"]["value"] == "${DS_PROMETHEUS}"
+    assert ds["current"] == {}
     for panel in all_panels(dashboard):
         if panel["type"] != "row":
             assert panel["datasource"] == {"type": "prometheus", "uid": DS_UID}, panel["title"]
@@ -126,7 +131,7 @@ def test_filter_variables_are_multi_select_with_all_from_the_metrics() -> None:
     found = variables(load())
     metrics = contract()
     previous: list[str] = []
-    for name in ("subscription_id", "resource_group", "pool"):
+    for name in ("cluster", "job", "subscription_id", "resource_group", "pool"):
         variable = found[name]
         assert variable["type"] == "query" and variable["multi"] is True and variable["includeAll"] is True, name
         assert variable["allValue"] == ".*", f"{name}: All must match every value"
@@ -134,6 +139,8 @@ def test_filter_variables_are_multi_select_with_all_from_the_metrics() -> None:
         match = re.fullmatch(r"label_values\((\w+)(\{.*\})?, (\w+)\)", query)
         assert match, f"{name}: {query}"
         assert match.group(1) in metrics and match.group(3) == name
+        if name in SCOPE:
+            assert match.group(1) == "azure_standby_pool_exporter_build_info", f"{name}: one series per exporter"
         selector = selectors(match.group(1) + (match.group(2) or ""))[0]
         assert {m[0] for m in selector.matchers} == set(previous), f"{name}: filtered by the variables before it"
         for label in previous:
@@ -155,8 +162,10 @@ def test_every_query_is_filtered_by_the_variables() -> None:
         for sel in found:
             assert sel.metric in metrics, f"{where}: {sel.metric} is not an exporter metric"
             labels = metrics[sel.metric].labels
+            for label, matcher in SCOPE.items():
+                assert sel.matcher(label) == ("=~", matcher), f"{where}: {sel.metric} not scoped by {label}"
             for label, _, _ in sel.matchers:
-                assert label in labels, f"{where}: {sel.metric} has no label {label}"
+                assert label in labels or label in SCOPE, f"{where}: {sel.metric} has no label {label}"
             wanted = [label for label in FILTERS if label in labels]
             assert wanted or sel.metric in EXPORTER_WIDE
             for label in wanted:
@@ -166,6 +175,7 @@ def test_every_query_is_filtered_by_the_variables() -> None:
     for annotation in dashboard["annotations"]["list"]:
         if "expr" in annotation:
             assert 'subscription_id=~"$subscription_id"' in annotation["expr"]
+            assert 'cluster=~"$cluster", job=~"$job"' in annotation["expr"]
 
 
 def _titles(panels: list[dict[str, Any]]) -> set[str]:

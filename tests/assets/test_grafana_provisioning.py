@@ -3,8 +3,12 @@ at start, and the compose stack's Prometheus configuration is valid with the ale
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -60,3 +64,37 @@ def test_compose_prometheus_config_is_valid_with_the_rules(promtool: str, tmp_pa
     config = yaml.safe_load((COMPOSE / "prometheus.yml").read_text(encoding="utf-8"))
     assert config["scrape_configs"][0]["job_name"] == "azure-standby-pool-exporter"
     assert compose["services"]["exporter"]["command"][0] == "--demo"
+
+
+def test_compose_healthchecks_gate_the_stack_and_the_exporter_check_works(tmp_path: Path) -> None:
+    """The exporter's healthcheck, run as compose runs it, passes against a live exporter (--demo) and
+    fails with none listening; Prometheus waits for a healthy exporter, Grafana for a healthy Prometheus."""
+    services = yaml.safe_load((COMPOSE / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    assert services["prometheus"]["depends_on"] == {"exporter": {"condition": "service_healthy"}}
+    assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    assert "/-/ready" in " ".join(services["prometheus"]["healthcheck"]["test"])
+    check = services["exporter"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    listen = next(arg for arg in services["exporter"]["command"] if arg.startswith("--web.listen-address="))
+    url = re.search(r"'(http://127\.0\.0\.1:(\d+)/healthz)'", check[3])
+    assert url and listen.endswith(f":{url.group(2)}"), "the healthcheck must ask the port the exporter listens on"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = check[3].replace(f":{url.group(2)}/", f":{port}/")
+
+    def healthcheck() -> int:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode
+
+    assert healthcheck() != 0, "nothing listens yet"
+    exporter = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", f"--web.listen-address=127.0.0.1:{port}"],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while healthcheck() != 0:
+            assert exporter.poll() is None and time.monotonic() < deadline, "the exporter never became healthy"
+            time.sleep(0.2)
+    finally:
+        exporter.terminate()
+        exporter.wait(10)

@@ -3,6 +3,7 @@ and carry the security settings and probes."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def test_every_manifest_parses_and_kustomization_lists_them() -> None:
         assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"] == NAME, name
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == NAME, name
         kinds.add(doc["kind"])
-    assert kinds == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
+    assert kinds == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule",
+                     "NetworkPolicy"}
 
 
 def _container() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -165,5 +167,80 @@ def test_service_and_servicemonitor_reach_the_pod() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint["port"] == "http-metrics" and endpoint["path"] == "/metrics"
-    # The job label defaults to the Service's name: the one the docs use.
-    assert service["metadata"]["name"] == NAME and "jobLabel" not in monitor["spec"]
+    # The job label is the Services' app.kubernetes.io/name: the one the docs use, for every Service.
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    assert service["metadata"]["labels"]["app.kubernetes.io/name"] == NAME
+
+
+RECOMMENDED = ("name", "instance", "version", "component", "part-of", "managed-by")
+SHARDED = K8S / "sharded"
+
+
+def sharded() -> dict[str, dict[str, Any]]:
+    docs = [doc for path in sorted(SHARDED.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))]
+    return {doc["kind"]: doc for doc in docs if doc}
+
+
+def test_recommended_labels_on_every_object_and_pod_template() -> None:
+    objects = [doc for docs in manifests().values() for doc in docs if doc["kind"] != "Kustomization"]
+    objects += [doc for kind, doc in sharded().items() if kind != "Kustomization"]
+    for doc in objects:
+        labels = doc["metadata"]["labels"]
+        where = f"{doc['kind']} {doc['metadata']['name']}"
+        assert {f"app.kubernetes.io/{key}" for key in RECOMMENDED} <= set(labels), where
+        assert labels["app.kubernetes.io/version"] == "0.1.0", where
+        template = doc.get("spec", {}).get("template")
+        if template:
+            assert template["metadata"]["labels"].items() >= {
+                k: v for k, v in labels.items() if k.startswith("app.kubernetes.io/")}.items(), where
+
+
+def test_deployment_selector_unchanged_and_statefulset_selector_disjoint() -> None:
+    deployment = by_kind()["Deployment"]
+    # Immutable: kubectl apply cannot change it, so it stays what earlier releases shipped.
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": NAME}}
+    statefulset = sharded()["StatefulSet"]
+    selector = statefulset["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    deployment_pods = deployment["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= deployment_pods.items(), "the StatefulSet would select the Deployment's pods"
+    # Each Service reaches only its own workload's pods.
+    service, sharded_service = by_kind()["Service"], sharded()["Service"]
+    assert service["spec"]["selector"].items() <= deployment_pods.items()
+    assert not service["spec"]["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    assert sharded_service["spec"]["selector"] == selector
+    assert statefulset["spec"]["serviceName"] == sharded_service["metadata"]["name"]
+    # The base ServiceMonitor scrapes both.
+    monitor = by_kind()["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
+    assert monitor.items() <= sharded_service["metadata"]["labels"].items()
+
+
+def test_statefulset_runs_the_deployments_pod_with_shard_flags() -> None:
+    statefulset = sharded()["StatefulSet"]
+    replicas = statefulset["spec"]["replicas"]
+    pod = copy.deepcopy(statefulset["spec"]["template"]["spec"])
+    container = pod["containers"][0]
+    assert f"--shard.count={replicas}" in container["args"] and "--shard.index=$(SHARD_INDEX)" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['apps.kubernetes.io/pod-index']"
+    # Apart from the shard flags, the same pod as the Deployment's: security settings, probes, mounts.
+    container["args"] = [a for a in container["args"] if not a.startswith("--shard.")]
+    container["env"] = [e for e in container["env"] if e["name"] != "SHARD_INDEX"]
+    assert pod == by_kind()["Deployment"]["spec"]["template"]["spec"]
+    kustomization = sharded()["Kustomization"]
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in SHARDED.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_networkpolicy_admits_prometheus_and_ama_metrics_and_allows_dns_and_https() -> None:
+    policy = by_kind()["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": NAME}
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    [ingress] = policy["ingress"]
+    assert ingress["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
+    sources = [(peer["namespaceSelector"]["matchLabels"], peer["podSelector"]["matchLabels"]) for peer in ingress["from"]]
+    assert ({"kubernetes.io/metadata.name": "kube-system"}, {"rsName": "ama-metrics"}) in sources
+    assert any(pods.get("app.kubernetes.io/name") == "prometheus" for _, pods in sources)
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (443, "TCP")}
+    https = next(rule for rule in policy["egress"] if {"port": 443, "protocol": "TCP"} in rule["ports"])
+    assert "to" not in https, "ARM and Entra ID have no fixed addresses: 443 must reach any address"

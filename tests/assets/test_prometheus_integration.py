@@ -34,11 +34,13 @@ import pytest
 import requests
 import yaml
 
+from tests.support.process import wait_until as support_wait_until
+
 from .conftest import REPO, require_binary
 from .promql import TARGET_LABELS, contract
 from .test_dashboard import fill, load, targets
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SUB = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
@@ -61,18 +63,8 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (requests.RequestException, KeyError, ValueError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    """Poll the stack every ``interval`` s; an answer Prometheus cannot give yet counts as "not yet"."""
+    return support_wait_until(check, timeout, what, interval=interval, tolerate=(requests.RequestException, KeyError, ValueError))
 
 
 @dataclass

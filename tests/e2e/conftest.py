@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import Simulator, SimulatorServer
+from tests.support.fakes import SUB
 
-SUB = "00000000-0000-0000-0000-000000000000"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -28,6 +28,7 @@ class ExporterProcess:
 
     ``scheme="https"`` (with ``--web.config.file``) makes ``url`` https; ``verify``, ``auth`` and ``cert``
     are passed to every request ``get`` and ``post`` make (a call's own keyword arguments win).
+    ``preexec_fn`` runs in the child before the exporter starts (e.g. to set resource limits).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class ExporterProcess:
         verify: str | bool | None = None,
         auth: tuple[str, str] | None = None,
         cert: tuple[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.scheme = scheme
         self.request_options: dict[str, Any] = {
@@ -55,7 +57,7 @@ class ExporterProcess:
         self.url = ""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exporter", f"--config.file={config_file}", "--web.listen-address=127.0.0.1:0", "--log.level=debug", *extra_args],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn,
         )
         threading.Thread(target=self._read_stderr, daemon=True).start()
         if not self._started.wait(20):
@@ -144,7 +146,7 @@ def start_exporter(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]:
     started: list[ExporterProcess] = []
 
     def start(config: dict[str, Any], server: SimulatorServer, *extra_args: str, **options: Any) -> ExporterProcess:
-        """``options``: ExporterProcess's ``scheme``, ``verify``, ``auth``, ``cert``."""
+        """``options``: ExporterProcess's ``scheme``, ``verify``, ``auth``, ``cert``, ``preexec_fn``."""
         process = ExporterProcess(config, tmp_path, server, *extra_args, **options)
         started.append(process)
         return process

@@ -13,6 +13,7 @@ import pytest
 from exporter.simulator import Fault, Simulator, SimulatorServer
 from tests.conftest import promtool_check_metrics
 from tests.e2e.conftest import REPO, SUB, ExporterProcess, pool_config
+from tests.support.process import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +126,8 @@ def test_one_failing_pool_keeps_values_with_up_zero_and_recovers(two_pools: tupl
     assert up(exporter, "web") == 1
     assert instances(exporter, "batch", "Running") == 3  # last good values kept until stale
     assert exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="500") >= 1
-    failures = [line for line in exporter.lines if 'msg="pool poll failed"' in line and "pool=batch" in line]
+    failures = [line for line in exporter.lines if 'msg="pool part read failed"' in line and "pool=batch" in line]
+    assert failures and 'part="runtime view"' in failures[0]
     assert failures and "kind=server" in failures[0] and "code=InternalServerError" in failures[0] and "request_id=" in failures[0]
     assert "request_id= " not in failures[0] and "Traceback" not in exporter.log_text()
     sim.faults.clear()
@@ -139,8 +141,11 @@ def test_stale_values_vanish_and_404_drops_at_once(two_pools: tuple[Simulator, S
     sim.faults.add(Fault(match="standbycontainergrouppools/batch", status=503))
     exporter.wait_for(lambda: up(exporter, "batch") == 0, what="batch down")
     exporter.wait_for(lambda: instances(exporter, "batch", "Running") is None, timeout=10, what="batch values stale")
-    names = {sample_name for sample_name in _names_for_pool(exporter, "batch")}
-    assert names == {"azure_standby_pool_up", "azure_standby_pool_last_success_timestamp_seconds"}
+    names = _names_for_pool(exporter, "batch")
+    # Only the runtime view's series go: the pool resource and the members were read and stay.
+    assert not names & {"azure_standby_pool_instances", "azure_standby_pool_health_state"}
+    assert {"azure_standby_pool_up", "azure_standby_pool_last_success_timestamp_seconds", "azure_standby_pool_max_ready_capacity",
+            "azure_standby_pool_members_ready", "azure_standby_pool_resource_up", "azure_standby_pool_members_up"} <= names
 
     sim.delete_pool(SUB, "rg-one", "web")
     exporter.wait_for(lambda: up(exporter, "web") == 0, what="web gone")
@@ -234,10 +239,6 @@ def test_overlapping_cycles_are_skipped_and_counted(two_pools: tuple[Simulator, 
     starts = sorted(r.time for r in runtime_views)
     assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:]))  # never stacked: one cycle at a time
     assert any("poll cycle skipped" in line for line in exporter.lines)
-
-
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
 def test_check_config_exit_codes(tmp_path: Path) -> None:

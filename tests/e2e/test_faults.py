@@ -1,9 +1,10 @@
 """Hardening (issue 6): the real exporter process under ARM, network and identity faults.
 
 For every fault the exporter must stay alive, keep answering ``/metrics`` fast (p99 under 100 ms,
-sampled while the fault is active), publish ``azure_standby_pool_up`` 0 for the pools it hits (and only
-those), count the failed requests in ``azure_standby_pool_arm_requests_total{code=...}``, log exactly one
-``pool poll failed`` line per pool per cycle with the right ``kind``, and recover within one interval
+sampled while the fault is active), publish ``azure_standby_pool_up`` 0 for the pools whose runtime view it
+hits (and only those), count the failed requests in ``azure_standby_pool_arm_requests_total{code=...}``, log
+exactly one ``pool part read failed`` line per failing part per pool per cycle with the right ``kind``, and
+recover within one interval
 (plus the retry budget of the cycle in flight) once the fault ends.
 
 Cycles are counted from the simulator's side: each cycle reads the (unfaulted) container group list of
@@ -46,7 +47,7 @@ MSAL_ERROR_CACHE = 5.0  # MSAL replays a managed identity 5xx answer for 5 s (Re
 SCRAPES = 50
 P99_LIMIT = 0.100
 RG = "rg-faults"
-FAILED = "pool poll failed"
+FAILED = "pool part read failed"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,9 +88,10 @@ def logfmt(line: str) -> dict[str, str]:
     return {key: json.loads(value) if value.startswith('"') else value for key, value in _LOGFMT.findall(line)}
 
 
-def failures(lines: list[str], pool: str | None = None) -> list[dict[str, str]]:
+def failures(lines: list[str], pool: str | None = None, part: str = "runtime view") -> list[dict[str, str]]:
+    """The failure lines of one part of a pool (by default its runtime view, whose failure sets ``up`` 0)."""
     parsed = [logfmt(line) for line in lines if f'msg="{FAILED}"' in line]
-    return [fields for fields in parsed if pool is None or fields.get("pool") == pool]
+    return [fields for fields in parsed if (pool is None or fields.get("pool") == pool) and fields.get("part") == part]
 
 
 class Probe:
@@ -470,10 +472,10 @@ def test_forbidden_gone_and_foreign_next_link(sim_server, start_exporter, other_
     sim.delete_pool(SUB, RG, "gone")
     sim.faults.add(Fault(match="resourcegroups/rg-next/providers/microsoft.containerinstance/containergroups",
                          body=foreign_next_link_page(other_host, "rg-next")))
-    window = hold_fault(exporter, sim, probe, failing=["locked", "gone", "paged"], healthy=["calm"])
+    window = hold_fault(exporter, sim, probe, failing=["locked", "gone"], healthy=["calm", "paged"],
+                        done=lambda metrics, lines: metrics.value("azure_standby_pool_members_ready", pool="paged") == 0)
 
-    check_window(window, {"locked": "forbidden", "gone": "not_found", "paged": "bad_response"},
-                 {"locked": "AuthorizationFailed", "gone": "ResourceNotFound"})
+    check_window(window, {"locked": "forbidden", "gone": "not_found"}, {"locked": "AuthorizationFailed", "gone": "ResourceNotFound"})
     after = window.last
     assert after.requests("runtime_view", "403") > before.requests("runtime_view", "403")
     assert after.requests("runtime_view", "404") > before.requests("runtime_view", "404")
@@ -481,8 +483,10 @@ def test_forbidden_gone_and_foreign_next_link(sim_server, start_exporter, other_
     assert after.running("gone") is None and after.value("azure_standby_pool_info", pool="gone") is None  # dropped at once
     [locked] = {line["hint"] for line in failures(window.lines, "locked")}  # a hint at the missing role action
     assert "Microsoft.StandbyPool/standbyContainerGroupPools/runtimeViews/read" in locked and "role" in locked
-    refused = failures(window.lines, "paged")
-    assert all("refusing nextLink" in line["error"] and f"127.0.0.1:{other_host.server_address[1]}" in line["error"] for line in refused)
+    # The foreign nextLink ends the list at the page read (no members there): the pool stays up, its counts fresh.
+    refused = [logfmt(line) for line in window.lines if 'msg="refusing nextLink: the list ends at the last page read"' in line]
+    assert refused and all(line["next_link"] == f"http://127.0.0.1:{other_host.server_address[1]}" for line in refused)
+    assert after.value("azure_standby_pool_members_up", pool="paged") == 1 and after.running("paged") == 2
     assert other_host.connections == [] and other_host.requests == []  # the token never left for the other host
     # The first page was read (and counted as a 200); the foreign page was never requested: its own counter says so.
     assert after.requests("container_group_list", "200") > before.requests("container_group_list", "200")
@@ -591,7 +595,7 @@ def test_deeply_nested_json_is_a_bad_response(sim_server, caplog: pytest.LogCapt
     [status_of_pool] = snapshot.pools
     assert not status_of_pool.up
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
-    [failed] = [r for r in caplog.records if r.getMessage() == FAILED]
+    [failed] = [r for r in caplog.records if r.getMessage() == FAILED and r.part == "runtime view"]
     assert failed.kind == ("bad_response" if status is None else "server")
 
 

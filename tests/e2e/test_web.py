@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,8 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator, SimulatorServer
-from tests.e2e.conftest import REPO, SUB, ExporterProcess, pool_config
+from tests.e2e.conftest import SUB, ExporterProcess, pool_config
+from tests.support.process import run_cli
 from tests.support.tls import TlsFiles, make_tls_files
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +84,8 @@ def test_https_scrape_with_the_ca_and_configured_headers(one_pool: SimulatorServ
         exporter.get("/metrics", verify=True)
     with pytest.raises(requests.exceptions.ConnectionError):  # plain http on the TLS port
         requests.get(exporter.url.replace("https://", "http://") + "/metrics", timeout=5)
-    exporter.wait_for(lambda: counter(exporter, "azure_standby_pool_web_tls_handshake_failures_total") == 2, timeout=5, what="two failed handshakes counted")
+    exporter.wait_for(lambda: counter(exporter, "azure_standby_pool_web_tls_handshake_failures_total") == 2, timeout=5,
+                      what="two failed handshakes counted")
     assert 'msg="TLS handshake failed"' in exporter.log_text()
 
 
@@ -120,7 +120,8 @@ def test_missing_or_untrusted_client_certificate_fails_the_handshake_and_is_coun
         exporter.get("/metrics", cert=None)
     with pytest.raises(requests.exceptions.ConnectionError):
         exporter.get("/metrics", cert=pki.wrong_client_pair)
-    exporter.wait_for(lambda: counter(exporter, "azure_standby_pool_web_tls_handshake_failures_total") == 2, timeout=5, what="two failed handshakes counted")
+    exporter.wait_for(lambda: counter(exporter, "azure_standby_pool_web_tls_handshake_failures_total") == 2, timeout=5,
+                      what="two failed handshakes counted")
     assert counter(exporter, "azure_standby_pool_web_auth_failures_total") == 0
     failures = [line for line in exporter.lines if 'msg="TLS handshake failed"' in line]
     assert len(failures) == 2 and all("level=debug" in line for line in failures)
@@ -128,7 +129,8 @@ def test_missing_or_untrusted_client_certificate_fails_the_handshake_and_is_coun
 
 def test_a_silent_client_does_not_block_others(one_pool: SimulatorServer, start_exporter, pki: TlsFiles, web_file: Path) -> None:
     write(web_file, TLS)
-    exporter = start_exporter(pool_config(one_pool, ("rg-one", "web")), one_pool, f"--web.config.file={web_file}", scheme="https", verify=str(pki.ca_cert))
+    exporter = start_exporter(pool_config(one_pool, ("rg-one", "web")), one_pool, f"--web.config.file={web_file}", scheme="https",
+                              verify=str(pki.ca_cert))
     host, port = exporter.url.removeprefix("https://").rsplit(":", 1)
     silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]  # connect, never say hello
     try:
@@ -154,17 +156,13 @@ def test_changing_the_web_config_file_takes_effect_without_restart(
 
     write(web_file, TLS + "basic_auth_users:\n  carol: plain-text-password\n")  # bad: the last good config stays
 
-    def bob_still_in_and_problem_logged() -> bool:  # the watcher looks at the file when a connection arrives
+    def bob_still_in_and_problem_logged() -> bool:  # the watcher thread re-reads the file within a second
         assert exporter.get("/healthz", auth=("bob", "bob-secret")).status_code == 200
         return any('msg="invalid web configuration"' in line for line in exporter.lines)
 
     exporter.wait_for(bob_still_in_and_problem_logged, timeout=5, what="the problem logged")
     problem = next(line for line in exporter.lines if 'msg="invalid web configuration"' in line)
     assert "level=error" in problem and "basic_auth_users.carol" in problem and "plain-text-password" not in exporter.log_text()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
 
 
 def test_bad_web_config_at_start_exits_2_naming_the_key(tmp_path: Path, web_file: Path) -> None:

@@ -20,18 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
-from exporter.collector import render
 from exporter.config import load_settings
-from exporter.poller import Poller, Snapshot
+from exporter.exposition import render
+from exporter.poller import Poller
+from exporter.snapshot import Snapshot
 from exporter.simulator import Simulator, SimulatorServer
+from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 
-pytestmark = pytest.mark.soak
+pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
-SUB = "00000000-0000-0000-0000-000000000000"
 RG = "rg-soak"
 VM_RG = "rg-soak-vm"
 CYCLES = 5000
@@ -42,25 +42,6 @@ NEW_POOL_EVERY = 60
 POOL_LIFETIME = 150
 STATIC = {"alpha": 4, "beta": 3}
 EPOCH = 1_764_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class SimulatorCredential:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.issued = 0
-
-    def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken:
-        self.issued += 1
-        token = self.sim.tokens.issue("https://management.azure.com")
-        return AccessToken(token.access_token, token.expires_on)
 
 
 def rss_bytes() -> int:
@@ -78,7 +59,7 @@ def series(snapshot: Snapshot) -> int:
 
 @pytest.fixture
 def world() -> Iterator[tuple[Simulator, SimulatorServer, FakeClock]]:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     sim = Simulator(seed=11, page_size=500, latency=0.0, read_bucket=None, create_seconds=(2.0, 4.0), clock=clock,
                     deleting_seconds=1.0, lowercase_states=0.02, request_log_limit=200)
     server = SimulatorServer(sim, host="127.0.0.1", port=0).start()

@@ -42,7 +42,8 @@ class ScriptedServer:
                 with outer._lock:
                     outer.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
                     queue = outer._script.get(self.path.split("?", 1)[0])
-                    reply = (queue.popleft() if len(queue) > 1 else queue[0]) if queue else Reply(404, {"error": {"code": "NotScripted", "message": self.path}})
+                    unscripted = Reply(404, {"error": {"code": "NotScripted", "message": self.path}})
+                    reply = (queue.popleft() if len(queue) > 1 else queue[0]) if queue else unscripted
                 body = reply.encoded()
                 self.send_response(reply.status)
                 self.send_header("Content-Length", str(len(body)))

@@ -10,9 +10,9 @@ from bench import cli
 from bench.budget import max_in_window, pause_check
 from bench.cycles import World
 from bench.scrape import build_snapshot, count_series, percentile, shape_for
-from exporter.collector import render
+from exporter.exposition import render
 from exporter.simulator import Simulator
-from exporter.simulator.bench import bench_layout, build_bench
+from exporter.simulator.bench_world import bench_layout, build_bench
 from exporter.simulator.world import RequestRecord
 
 
@@ -72,12 +72,13 @@ def test_bench_runs_end_to_end_at_tiny_sizes(capsys: pytest.CaptureFixture[str])
     code = cli.main([
         "--pools=6", "--members=2", "--resource-groups=2", "--latency=0", "--concurrency=4", "--steady-cycles=1",
         "--sequential=5", "--scrape-series=200", "--samples=5", "--warmup=1", "--budget-world=3x2x2", "--rate=20",
-        "--burst=4", "--retry-after=1", "--memory-cycles=1", "--memory-interval=1", "--quick", "--no-save",
+        "--burst=4", "--retry-after=1", "--burst-scenario=20/4/8/1", "--memory-cycles=1", "--memory-interval=1", "--quick", "--no-save",
     ])
     out = capsys.readouterr().out
     assert code == 0
     assert out.count("\n| ") >= 20 and "| ARM reads per cycle, cold: total" in out
     assert "| 22 (formula 22)" in out and "| 8 (formula 8)" in out  # cold 6 + 2 pool pages + 2 pages + 12 members; steady 6 + 2
-    for verdict in ("reads", "budget window", "budget pause", "memory"):
+    for verdict in ("reads", "budget window", "budget pause", "budget after pause", "small burst window", "small burst pause",
+                    "small burst after pause", "memory"):
         assert f"PASS  {verdict}:" in out, out
     assert time.monotonic() - started < 30

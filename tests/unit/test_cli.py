@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from exporter.cli import Reloader, apply_flags, build_parser, main
 from exporter.config import ConfigError, Settings, ShardingSettings, load_file
-from exporter.server import ReloadNotSupported
+from exporter.webapp import ReloadNotSupported
+from tests.support.fakes import SUB, FakeClock
 
-SUB = "00000000-0000-0000-0000-000000000000"
 OK = "azure_standby_pool_config_last_reload_successful"
 OK_TIME = "azure_standby_pool_config_last_reload_success_timestamp_seconds"
 
@@ -56,6 +60,18 @@ def test_new_flags_and_defaults() -> None:
     assert (parsed.web_config_file, parsed.enable_lifecycle, parsed.shard_index, parsed.shard_count) == (None, False, None, None)
     parsed = args("--web.config.file=web.yml", "--web.enable-lifecycle", "--shard.index=1", "--shard.count=3")
     assert (parsed.web_config_file, parsed.enable_lifecycle, parsed.shard_index, parsed.shard_count) == ("web.yml", True, 1, 3)
+
+
+def test_max_connections_flag() -> None:
+    assert args().max_connections == 512
+    assert args("--web.max-connections=64").max_connections == 64
+
+
+@pytest.mark.parametrize("argv", [["--web.max-connections=0"], ["--web.max-connections=lots"]])
+def test_bad_max_connections_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2 and "--web.max-connections" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -137,21 +153,12 @@ class FakePoller:
         self.applied.append(settings)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, FakePoller, CollectorRegistry, Clock]:
-    return write(tmp_path / "c.yaml", config("pool-a")), FakePoller(), CollectorRegistry(), Clock()
+def setup(tmp_path: Path) -> tuple[Path, FakePoller, CollectorRegistry, FakeClock]:
+    return write(tmp_path / "c.yaml", config("pool-a")), FakePoller(), CollectorRegistry(), FakeClock(tick=1.0)
 
 
-def make_reloader(setup: tuple[Path, FakePoller, CollectorRegistry, Clock], *argv: str) -> Reloader:
+def make_reloader(setup: tuple[Path, FakePoller, CollectorRegistry, FakeClock], *argv: str) -> Reloader:
     file, poller, registry, clock = setup
     running = apply_flags(load_file(file), args(*argv))
     return Reloader(str(file), args(*argv), running, poller.reconfigure, registry, clock=clock)
@@ -253,3 +260,71 @@ def test_a_changed_timeout_is_applied_with_a_warning(setup, caplog: pytest.LogCa
         assert reloader.reload() == []
     assert any("polling.timeout changed" in r.getMessage() for r in caplog.records)
     assert registry.get_sample_value(OK) == 1
+
+
+def test_a_reload_that_hangs_is_reported_failed_and_applies_nothing(setup) -> None:  # noqa: ANN001
+    file, poller, registry, clock = setup
+    release = threading.Event()
+
+    def hanging_load(path: str) -> Settings:
+        release.wait(10)
+        return load_file(path)
+
+    reloader = Reloader(str(file), args(), load_file(file), poller.reconfigure, registry, clock=clock, timeout=0.2, load=hanging_load)
+    assert reloader.reload() == [f"{file}: reload did not finish within 0.2s"]
+    assert registry.get_sample_value(OK) == 0
+    release.set()  # the abandoned attempt finishes now: it must not apply its result
+    time.sleep(0.2)
+    assert poller.applied == [] and registry.get_sample_value(OK) == 0
+    assert reloader.reload() == [] and registry.get_sample_value(OK) == 1 and len(poller.applied) == 1
+
+
+def test_a_fifo_as_the_config_file_fails_the_reload_at_once(setup) -> None:  # noqa: ANN001
+    file, poller, registry, _ = setup
+    reloader = make_reloader(setup)
+    file.unlink()
+    os.mkfifo(file)
+    assert reloader.reload() == [f"{file}: cannot read: not a regular file (a FIFO)"]
+    assert registry.get_sample_value(OK) == 0 and poller.applied == []
+
+
+def test_reload_requests_share_the_one_waiting_to_start(setup) -> None:  # noqa: ANN001
+    file, poller, registry, clock = setup
+    started, release = threading.Event(), threading.Event()
+    loads: list[str] = []
+
+    def slow_load(path: str) -> Settings:
+        loads.append(path)
+        started.set()
+        release.wait(10)
+        return load_file(path)
+
+    reloader = Reloader(str(file), args(), load_file(file), poller.reconfigure, registry, clock=clock, load=slow_load)
+    running = reloader.submit()
+    assert started.wait(5)
+    queued = [reloader.submit() for _ in range(5)]  # a SIGHUP storm while one reload runs
+    assert all(future is queued[0] for future in queued) and queued[0] is not running
+    release.set()
+    assert running.result(5) == [] and queued[0].result(5) == []
+    assert len(loads) == 2
+
+
+def test_signal_handlers_are_installed_before_start_is_announced(tmp_path: Path) -> None:
+    file = write(tmp_path / "c.yaml", config("pool-a", polling={"interval": "1h", "stale_after": "2h"}))
+    stop = threading.Event()
+    seen: list[object] = []
+
+    class AtStart(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "exporter started":
+                seen.append(signal.getsignal(signal.SIGHUP))
+                stop.set()
+
+    handler = AtStart()
+    logging.getLogger("exporter.cli").addHandler(handler)
+    try:
+        assert main([f"--config.file={file}", "--web.listen-address=127.0.0.1:0"], stop=stop) == 0
+    finally:
+        logging.getLogger("exporter.cli").removeHandler(handler)
+    assert len(seen) == 1 and callable(seen[0])  # not SIG_DFL: a SIGHUP at that moment reloads, it does not kill
+    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # put back when main() returns

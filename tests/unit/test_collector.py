@@ -10,13 +10,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import collector, model
-from tests.conftest import promtool_check_metrics
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
+from tests.conftest import promtool_check_metrics
+from tests.support.fakes import SUB
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "exposition"
-SUB = "00000000-0000-0000-0000-000000000000"
+OTHER_SUB = "11111111-1111-1111-1111-111111111111"  # configured, no request yet: its counters are 0
 
 
 def render(snapshot: Snapshot, *families: str) -> str:
@@ -44,6 +45,8 @@ def healthy_zonal() -> PoolStatus:
         up=True,
         last_success=1_764_100_000.5,
         poll_duration=0.25,
+        resource_up=True,
+        members_up=True,
         data=PoolData(
             pool=model.Pool("web", "westeurope", "Succeeded", 4, zones=("1", "2")),
             runtime=model.RuntimeView(
@@ -71,6 +74,8 @@ def vm_pool_with_forecast() -> PoolStatus:
         up=True,
         last_success=1_764_100_000.0,
         poll_duration=0.5,
+        resource_up=True,
+        members_up=True,
         data=PoolData(
             pool=model.Pool("vmpool", "eastus", "Succeeded", 3, min_ready_capacity=1, virtual_machine_state="Deallocated", scale_set="vmss-web",
                             post_provisioning_delay_seconds=120.0),
@@ -96,6 +101,8 @@ def mix_vm_pool() -> PoolStatus:
         up=True,
         last_success=1_764_100_000.0,
         poll_duration=0.5,
+        resource_up=True,
+        members_up=True,
         data=PoolData(
             pool=model.Pool("pool", "West US", "Succeeded", 304, min_ready_capacity=300, virtual_machine_state="Mix",
                             scale_set="myVmss", post_provisioning_delay_seconds=2.0,
@@ -112,6 +119,20 @@ def mix_vm_pool() -> PoolStatus:
     )
 
 
+def partial() -> PoolStatus:
+    """Runtime view read; the pool resource stale and gone; one member's detail read failing (the other kept)."""
+    return PoolStatus(
+        ref("cache", "rg-two"), polled=True, up=True, last_success=1_764_100_000.0, poll_duration=0.5,
+        resource_up=False, members_up=True, member_read_failures=1,
+        last_error="pool resource: server: boom; members: server: cache_2: boom",
+        data=PoolData(
+            pool=None,
+            runtime=model.RuntimeView(tuple(model.InstanceCount("", state, 1) for state in model.CONTAINER_GROUP_POOL_STATES), "Succeeded", None),
+            members=(model.Member("cache_1", "Succeeded", "Running", True),),
+        ),
+    )
+
+
 def never_polled() -> PoolStatus:
     return PoolStatus(ref("late", "rg-two"))
 
@@ -122,6 +143,7 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
         arm=ArmStatsSnapshot(
             requests={(SUB, "runtime_view", "200"): 7, (SUB, "runtime_view", "429"): 1, (SUB, "container_group", "error"): 2},
             remaining_reads={SUB: 249},
+            remaining_global_reads={SUB: 3749},
             throttled={SUB: 2},
             budget_wait_seconds={SUB: 4.5},
         ),
@@ -129,6 +151,7 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
         cycles_skipped=3,
         discovered={(SUB, "container_group"): 2, (SUB, "virtual_machine"): 1},
         cycle_duration=1.25,
+        subscriptions=(SUB, OTHER_SUB),
     )
 
 
@@ -136,7 +159,7 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
     ("golden", "pools"),
     [
         ("healthy_zonal.prom", (healthy_zonal(),)),
-        ("mixed.prom", (healthy_zonal(), stale_failed(), never_polled())),
+        ("mixed.prom", (healthy_zonal(), stale_failed(), partial(), never_polled())),
         ("virtual_machine.prom", (vm_pool_with_forecast(),)),
         ("virtual_machine_mix.prom", (mix_vm_pool(),)),
     ],
@@ -181,11 +204,28 @@ def test_unknown_states_are_published_verbatim() -> None:
     assert values(odd, "members", "provisioning_state")["PreProvisioned"] == 1
 
 
-def test_stale_pool_keeps_only_up_and_timestamp() -> None:
-    families = {f.name: f for f in text_string_to_metric_families(render(snapshot(stale_failed())))}
-    pool_families = {name for name, family in families.items() if any(s.labels.get("pool") == "batch" for s in family.samples)}
-    assert pool_families == {"azure_standby_pool_up", "azure_standby_pool_last_success_timestamp_seconds"}
-    assert families["azure_standby_pool_up"].samples[0].value == 0
+def _pool_families(status: PoolStatus) -> dict[str, list[float]]:
+    families = text_string_to_metric_families(render(snapshot(status)))
+    return {f.name: [s.value for s in f.samples if s.labels.get("pool") == status.ref.name] for f in families
+            if any(s.labels.get("pool") == status.ref.name for s in f.samples)}
+
+
+def test_stale_pool_keeps_only_its_status_series() -> None:
+    assert _pool_families(stale_failed()) == {
+        "azure_standby_pool_up": [0], "azure_standby_pool_resource_up": [0], "azure_standby_pool_members_up": [0],
+        "azure_standby_pool_member_read_failures": [0], "azure_standby_pool_last_success_timestamp_seconds": [1_764_000_000.0],
+    }
+
+
+def test_each_part_is_published_on_its_own() -> None:
+    """Runtime view fresh, pool resource gone stale, one member failing: counts stay, capacity and info go."""
+    families = _pool_families(partial())
+    assert families["azure_standby_pool_instances"] == [1, 1, 1]
+    assert families["azure_standby_pool_up"] == [1] and families["azure_standby_pool_resource_up"] == [0]
+    assert families["azure_standby_pool_members_up"] == [1] and families["azure_standby_pool_member_read_failures"] == [1]
+    assert families["azure_standby_pool_member_ready"] == [1]  # the failing member was never read: not published
+    for gone in ("max_ready_capacity", "provisioning_state", "info"):
+        assert "azure_standby_pool_" + gone not in families
 
 
 def test_help_says_values_are_cached_and_how_often() -> None:

@@ -63,7 +63,8 @@ def test_full_file_overrides_everything() -> None:
     discovery = settings.discovery
     assert discovery is not None
     assert discovery.subscriptions == ("00000000-0000-0000-0000-000000000000", "11111111-1111-1111-1111-111111111111")
-    assert (discovery.interval, discovery.resource_groups, discovery.tags, discovery.kinds) == (300, ("rg-a", "rg-b"), (("team", "web"),), ("virtual_machine",))
+    assert (discovery.interval, discovery.resource_groups, discovery.tags, discovery.kinds) == (
+        300, ("rg-a", "rg-b"), (("team", "web"),), ("virtual_machine",))
     assert discovery.include.pattern == "web-.*" and discovery.exclude is not None and discovery.exclude.pattern == ".*-test"
     assert [p.kind for p in settings.pools] == ["virtual_machine", "container_group"]
     # Subscription ids are GUIDs: normalised to lower case; names keep the operator's casing.

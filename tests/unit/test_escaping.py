@@ -1,5 +1,5 @@
 """Label escaping (issue 6): names and states as ARM spells them, with quotes, backslashes, newlines and
-non-ASCII, come out of exporter.collector.render escaped, parse back to the same values with
+non-ASCII, come out of exporter.exposition.render escaped, parse back to the same values with
 prometheus-client's text and OpenMetrics parsers, and pass ``promtool check metrics``.
 
 Azure resource names are narrower than this, but discovered pools, members, locations, health codes and
@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
-from exporter import collector, model
+from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import PoolRef
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.exposition import render
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
 from tests.conftest import promtool_check_metrics
-
-SUB = "00000000-0000-0000-0000-000000000000"
+from tests.support.fakes import SUB
 
 NASTY = (
     'dq"uote', "back\\slash", "trailing\\", "new\nline", "\\n-not-a-newline", 'mix\\"ed\n"', "tab\there",
@@ -89,9 +89,9 @@ FIELDS = ("resource_group", "pool", "zone", "state", "location", "provisioning_s
 
 def check_round_trip(snapshot: Snapshot, expected: list[tuple[str, dict[str, str]]]) -> str:
     """Render; both formats parse and hold every expected series with exactly these label values. Returns the text."""
-    exposition = collector.render(snapshot)
-    text = exposition.text.decode("utf-8")
-    openmetrics = exposition.openmetrics.decode("utf-8") + "# EOF\n"
+    rendered = render(snapshot)
+    text = rendered.text.decode("utf-8")
+    openmetrics = rendered.openmetrics.decode("utf-8") + "# EOF\n"
     for parsed in (list(text_families(text)), list(openmetrics_families(openmetrics))):
         series = [(sample.name, sample.labels) for family in parsed for sample in family.samples]
         for name, labels in expected:

@@ -274,6 +274,25 @@ def test_listed_pool_rejects_other_ids(pool_id: str) -> None:
         model.parse_listed_pool({"id": pool_id})
 
 
+@pytest.mark.parametrize(("item", "name"), [
+    ({"id": "/subscriptions/s/resourceGroups/rg/provider/x", "name": "n"}, "/subscriptions/s/resourceGroups/rg/provider/x"),
+    ({"name": "web_1"}, "web_1"),
+    ({"properties": {}, "type": "t"}, "an item without id or name (keys ['properties', 'type'])"),
+    ("text", "a str, not an object"),
+    ({"id": "x" * 500}, "x" * 197 + "..."),
+])
+def test_item_name_says_which_list_item_was_skipped(item: object, name: str) -> None:
+    assert model.item_name(item) == name
+
+
+def test_the_2024_03_01_standby_vm_example_with_its_provider_typo_is_a_model_error() -> None:
+    """Microsoft's own example (tests/fixtures/arm/rest_examples): the item is refused, so the poller skips only it."""
+    path = Path(__file__).parents[1] / "fixtures" / "arm" / "rest_examples" / "2024-03-01"
+    [item] = json.loads((path / "StandbyVirtualMachines_ListByStandbyVirtualMachinePoolResource.json").read_text())["responses"]["200"]["body"]["value"]
+    with pytest.raises(model.ModelError, match="virtualMachineResourceId"):
+        model.parse_virtual_machine_ref(item)
+
+
 # -- what the pool resource says beyond capacity: zones, postProvisioningDelay, vmStateDistribution --------
 
 EXAMPLES = ARM / "rest_examples"

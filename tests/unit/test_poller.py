@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from exporter.arm import ArmClient, ReadBudget, RetryPolicy
 from exporter.armstats import ArmStats
 from exporter.config import PoolRef, load_settings
-from exporter.poller import Poller, shard_of
+from exporter.poller import Poller, WarnOnce, shard_of
 from exporter.simulator import Fault, Simulator, SimulatorServer
-
-SUB = "00000000-0000-0000-0000-000000000000"
-OTHER_SUB = "11111111-1111-1111-1111-111111111111"
-
-
-class SimulatorCredential:
-    """Fetches a token the simulator issued (the e2e tests use the real azure-identity instead)."""
-
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-
-    def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken:
-        token = self.sim.tokens.issue("https://management.azure.com")
-        return AccessToken(token.access_token, token.expires_on)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import SUB, FakeClock, SimulatorCredential
 
 
 @pytest.fixture
@@ -46,12 +26,12 @@ def world() -> Iterator[tuple[Simulator, SimulatorServer]]:
     server.stop()
 
 
-def make_poller(server: SimulatorServer, sim: Simulator, clock: Clock | None = None, **config: Any) -> Poller:
+def make_poller(server: SimulatorServer, sim: Simulator, clock: FakeClock | None = None, **config: Any) -> Poller:
     settings = load_settings({"azure": {"resource_manager_endpoint": server.url}, **config})
     stats = ArmStats()
     client = ArmClient(server.url, SimulatorCredential(sim), "scope", observer=stats, budget=ReadBudget(0, 1),
                        retry=RetryPolicy(attempts=2, backoff_base=0.01, backoff_max=0.02))
-    clock = clock or Clock()
+    clock = clock or FakeClock()
     return Poller(settings, client, stats, wall_clock=clock, monotonic=clock)
 
 
@@ -66,7 +46,7 @@ def operations(sim: Simulator) -> Counter[str]:
 def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorServer]) -> None:
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=6, running=5, creating=1)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "web")), polling={"member_refresh": "10m", "pool_refresh": "5m"})
 
     poller.poll_once()  # cold: everything; the pool resource comes from its resource group's pool list
@@ -94,7 +74,7 @@ def test_refresh_rules_read_only_what_is_due(world: tuple[Simulator, SimulatorSe
 def test_aged_members_are_refreshed_oldest_first_spread_over_the_period(world: tuple[Simulator, SimulatorServer]) -> None:
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "big", max_ready_capacity=40)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "big")), polling={"interval": "1m", "member_refresh": "10m"})
     sim.page_size = 100
     poller.poll_once()
@@ -148,16 +128,18 @@ def test_failures_isolate_pools_keep_fresh_values_and_drop_on_404(world: tuple[S
     sim, server = world
     sim.add_container_group_pool(SUB, "rg", "good", max_ready_capacity=2)
     sim.add_container_group_pool(SUB, "rg", "flaky", max_ready_capacity=2)
-    clock = Clock()
+    clock = FakeClock()
     poller = make_poller(server, sim, clock, pools=pools(("rg", "good"), ("rg", "flaky")), polling={"interval": "1m", "stale_after": "3m"})
     poller.poll_once()
     sim.faults.add(Fault(match="standbycontainergrouppools/flaky/runtimeviews", status=500))
     clock.now += 60
     good, flaky = poller.poll_once().pools
-    assert good.up and not flaky.up and flaky.data is not None and "server" in (flaky.last_error or "")
-    clock.now += 180  # older than stale_after
+    assert good.up and not flaky.up and flaky.data is not None and flaky.data.runtime is not None
+    assert [(e.part, e.error.split(":")[0]) for e in flaky.errors] == [("runtime view", "server")]
+    clock.now += 180  # older than stale_after: only the runtime view's series drop; the other parts were read
     good, flaky = poller.poll_once().pools
-    assert flaky.data is None and flaky.last_success is not None and good.data is not None
+    assert flaky.data is not None and flaky.data.runtime is None and flaky.last_success is not None and good.data is not None
+    assert flaky.data.pool is not None and flaky.data.members is not None and flaky.resource_up and flaky.members_up
     sim.faults.clear()
     clock.now += 60
     assert all(status.up for status in poller.poll_once().pools)
@@ -230,3 +212,150 @@ def test_reconfigure_changes_the_pool_set(world: tuple[Simulator, SimulatorServe
     poller.poll_once()
     poller.reconfigure(load_settings({"azure": {"resource_manager_endpoint": server.url}, "pools": pools(("rg", "second"))}))
     assert [status.ref.name for status in poller.poll_once().pools] == ["second"]
+
+
+def test_reloads_do_not_postpone_discovery(world: tuple[Simulator, SimulatorServer]) -> None:
+    """Discovery keeps its own clock across reloads: only a changed discovery.interval reschedules it."""
+    sim, server = world
+    azure = {"resource_manager_endpoint": server.url}
+    discovery = {"subscriptions": [SUB], "interval": "10m"}
+    poller = make_poller(server, sim, clock=time.time, discovery=discovery)  # type: ignore[arg-type]
+    poller.start()
+    try:
+        assert poller._scheduler is not None
+        next_run = lambda: poller._scheduler.get_job("discover").next_run_time  # noqa: E731
+        first = next_run()
+        for interval in ("30s", "45s", "30s"):  # a reload storm that changes other settings
+            time.sleep(0.01)
+            poller.reconfigure(load_settings({"azure": azure, "discovery": discovery, "polling": {"interval": interval}}))
+        assert next_run() == first
+        poller.reconfigure(load_settings({"azure": azure, "discovery": {**discovery, "interval": "5m"}}))
+        assert next_run() < first  # a shorter interval applies from now
+    finally:
+        poller.stop()
+
+
+# ---- each part of a pool on its own -------------------------------------------------------------------
+
+def _member_names(sim: Simulator, rg: str, pool: str) -> list[str]:
+    with sim.lock:
+        return sorted(group.name for group in sim.container_groups(SUB, rg) if group.name.startswith(f"{pool}_"))
+
+
+def test_member_detail_failures_are_isolated_and_retried_every_cycle(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=3, running=3, creating=0)
+    first, second, third = _member_names(sim, "rg", "web")
+    clock = FakeClock()
+    poller = make_poller(server, sim, clock, pools=pools(("rg", "web")), polling={"interval": "1m", "stale_after": "3m"})
+    sim.faults.add(Fault(match=f"/containergroups/{third}", status=500))  # never read successfully
+    [status] = poller.poll_once().pools
+    assert status.up and status.members_up and status.resource_up and status.member_read_failures == 1
+    assert [m.name for m in status.data.members] == [first, second]  # never read: not published
+    assert [(e.part, e.error.split(":")[0]) for e in status.errors] == [("members", "server")] and third in status.last_error
+
+    for _ in range(2):  # the failed member is read again every cycle; the good ones only when due (member_refresh 10m)
+        clock.now += 60
+        sim.reset_requests()
+        [status] = poller.poll_once().pools
+        reads = Counter(r.path.rsplit("/", 1)[-1] for r in sim.requests if r.operation == "container_group")
+        assert reads == Counter({third: 2})  # two attempts (RetryPolicy attempts=2), no other member
+        assert status.member_read_failures == 1 and [m.name for m in status.data.members] == [first, second]
+    clock.now += 600  # longer than stale_after, but the good members were not due: they stay published
+    [status] = poller.poll_once().pools
+    assert [m.name for m in status.data.members] == [first, second] and status.up
+
+
+def test_a_member_read_then_failing_drops_once_stale_and_a_404_drops_at_once(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=3, running=3, creating=0)
+    first, second, third = _member_names(sim, "rg", "web")
+    clock = FakeClock()
+    poller = make_poller(server, sim, clock, pools=pools(("rg", "web")),
+                         polling={"interval": "1m", "stale_after": "3m", "member_refresh": "1m"})
+    poller.poll_once()
+    sim.faults.add(Fault(match=f"/containergroups/{first}", status=500))
+    sim.faults.add(Fault(match=f"/containergroups/{second}", status=404))
+    clock.now += 60
+    [status] = poller.poll_once().pools
+    assert [m.name for m in status.data.members] == [first, third]  # failing: kept; gone (404): dropped at once
+    assert status.member_read_failures == 1
+    clock.now += 150  # 210 s after the first member's last good read: older than stale_after
+    [status] = poller.poll_once().pools
+    assert [m.name for m in status.data.members] == [third] and status.member_read_failures == 1 and status.up
+    sim.faults.clear()
+    clock.now += 60
+    [status] = poller.poll_once().pools
+    assert [m.name for m in status.data.members] == [first, second, third] and status.member_read_failures == 0
+
+
+def test_the_pool_resource_is_fresh_within_pool_refresh_and_dropped_after_stale_after(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=2, running=2, creating=0)
+    clock = FakeClock()
+    poller = make_poller(server, sim, clock, pools=pools(("rg", "web")),
+                         polling={"interval": "1m", "stale_after": "3m", "pool_refresh": "5m"})
+    [status] = poller.poll_once().pools
+    assert status.resource_up and status.data.pool.max_ready_capacity == 2
+    sim.faults.add(Fault(match="/providers/Microsoft.StandbyPool/standbyContainerGroupPools$", status=500))
+    clock.now += 240
+    [status] = poller.poll_once().pools  # not due yet: the cached list is 4 minutes old
+    assert status.resource_up and status.errors == ()
+    clock.now += 60
+    [status] = poller.poll_once().pools  # due, failing: older than pool_refresh, kept
+    assert not status.resource_up and status.data.pool is not None and status.up
+    assert [e.part for e in status.errors] == ["pool resource"]
+    clock.now += 180  # 8 minutes: pool_refresh + stale_after
+    [status] = poller.poll_once().pools
+    assert status.data.pool is None and status.data.runtime is not None and status.data.members is not None and status.up
+    sim.faults.clear()
+    clock.now += 60
+    [status] = poller.poll_once().pools
+    assert status.resource_up and status.data.pool is not None
+
+
+def test_the_member_list_failing_keeps_the_last_members_until_stale(world: tuple[Simulator, SimulatorServer]) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=2, running=2, creating=0)
+    clock = FakeClock()
+    poller = make_poller(server, sim, clock, pools=pools(("rg", "web")), polling={"interval": "1m", "stale_after": "3m"})
+    poller.poll_once()
+    sim.faults.add(Fault(match="/providers/Microsoft.ContainerInstance/containerGroups$", status=500))
+    clock.now += 60
+    [status] = poller.poll_once().pools
+    assert status.up and not status.members_up and len(status.data.members) == 2
+    clock.now += 180
+    [status] = poller.poll_once().pools
+    assert status.data.members is None and status.data.runtime is not None
+    sim.faults.clear()
+    clock.now += 60
+    [status] = poller.poll_once().pools
+    assert status.members_up and len(status.data.members) == 2
+
+
+def test_malformed_items_cost_only_themselves_and_are_named_once(world: tuple[Simulator, SimulatorServer],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    sim, server = world
+    sim.add_container_group_pool(SUB, "rg", "web", max_ready_capacity=1, running=1, creating=0)
+    body = {"value": [
+        {"id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/web",
+         "name": "web", "location": "westeurope", "properties": {"provisioningState": "Succeeded"}},
+        {"id": f"/subscriptions/{SUB}/resourceGroups/rg/provider/Microsoft.StandbyPool/standbyContainerGroupPools/typo", "name": "typo"},
+        "not an object",
+    ]}
+    sim.serve_verbatim(f"/subscriptions/{SUB}/providers/Microsoft.StandbyPool/standbyContainerGroupPools", "2025-03-01",
+                       json.dumps(body).encode())
+    poller = make_poller(server, sim, discovery={"subscriptions": [SUB], "kinds": ["container_group"]})
+    with caplog.at_level("WARNING", logger="exporter"):
+        for _ in range(3):
+            poller.discover_once()
+    assert [ref.name for ref in poller.pools()] == ["web"]  # one malformed pool does not fail the subscription
+    skipped = [r for r in caplog.records if r.getMessage() == "malformed list item skipped"]
+    assert [r.item for r in skipped] == [body["value"][1]["id"], "a str, not an object"]  # each once, not every discovery
+    assert poller.poll_once().pools[0].up
+
+
+def test_warn_once_remembers_a_bounded_number_of_items() -> None:
+    warned = WarnOnce(limit=3)
+    assert [warned.first_time(key) for key in "abca"] == [True, True, True, False]
+    assert warned.first_time("d") and warned.first_time("b")  # "b" was the oldest: forgotten to keep the bound

@@ -3,7 +3,7 @@
 
 Two kinds of inputs reach the deep code paths: arbitrary JSON built from the keys ARM uses, and the real
 bodies of tests/fixtures/arm (and tests/fixtures/config/good) with a few parts replaced, deleted or retyped.
-A valid model result must also render (exporter.collector.render) into an exposition Prometheus can parse.
+A valid model result must also render (exporter.exposition.render) into an exposition Prometheus can parse.
 
 Numbers JSON can carry but floats cannot hold (1e400 -> inf, NaN, integers beyond 1.8e308) get their own
 ``*_out_of_range`` tests, and lone surrogates (``"\\ud800"`` is valid JSON) theirs; tests that find an open bug
@@ -27,14 +27,15 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import collector, model
+from exporter import model
 from exporter.armstats import ArmStatsSnapshot
 from exporter.config import CLOUDS, ConfigError, PoolRef, Settings, load_settings
-from exporter.poller import PoolData, PoolStatus, Snapshot
+from exporter.exposition import render
+from exporter.snapshot import PoolData, PoolStatus, Snapshot
+from tests.support.fakes import SUB
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ARM = FIXTURES / "arm"
-SUB = "00000000-0000-0000-0000-000000000000"
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SMALL = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -160,11 +161,12 @@ def assert_renders(ref: PoolRef, data: PoolData) -> None:
     """The snapshot of a successful poll with these values renders, and both expositions parse back."""
     snapshot = Snapshot(pools=(PoolStatus(ref, polled=True, up=True, last_success=1.0, poll_duration=0.1, data=data),),
                         arm=ArmStatsSnapshot(), interval=60.0)
-    exposition = collector.render(snapshot)
-    text = exposition.text.decode("utf-8")
-    assert exposition.openmetrics.decode("utf-8")
+    rendered = render(snapshot)
+    text = rendered.text.decode("utf-8")
+    assert rendered.openmetrics.decode("utf-8")
     # Parsing is slow (tests/unit/test_escaping.py parses every label); here only the lines of the pool's samples.
-    lines = [line for line in text.splitlines() if line.startswith("azure_standby_pool_") and 'pool="pool"' in line]
+    # Lines end at "\n" only: str.splitlines() would also split inside a label value holding \x1e or U+2028.
+    lines = [line for line in text.split("\n") if line.startswith("azure_standby_pool_") and 'pool="pool"' in line]
     assert lines
     assert list(text_string_to_metric_families("\n".join(lines) + "\n"))
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from exporter.simulator import Fault, Simulator, SimulatorServer
+from tests.support.fakes import FakeClock
 
 SUB = "11111111-2222-3333-4444-555555555555"
 OTHER_SUB = "99999999-2222-3333-4444-555555555555"
@@ -24,19 +25,6 @@ RG = "myResourceGroup"
 CG = "Microsoft.StandbyPool/standbyContainerGroupPools"
 ACI = "Microsoft.ContainerInstance/containerGroups"
 NEW, OLD, ACI_VERSION = "2025-03-01", "2024-03-01", "2025-09-01"
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Arm:
@@ -410,14 +398,34 @@ def test_throttling_per_subscription(clock: FakeClock) -> None:
     with SimulatorServer(sim) as server:
         arm = Arm(server)
         path = f"/subscriptions/{SUB}/providers/{CG}"
-        remaining = [arm.get(path).headers["x-ms-ratelimit-remaining-subscription-reads"] for _ in range(3)]
-        assert remaining == ["2", "1", "0"]
+        replies = [arm.get(path) for _ in range(3)]
+        assert [r.headers["x-ms-ratelimit-remaining-subscription-reads"] for r in replies] == ["2", "1", "0"]
+        assert [r.headers["x-ms-ratelimit-remaining-subscription-global-reads"] for r in replies] == ["44", "43", "42"]  # 15x
         throttled = arm.get(path)
         assert throttled.status_code == 429 and _error(throttled) == "TooManyRequests"
         assert throttled.headers["Retry-After"] == "2"
         assert arm.get(f"/subscriptions/{OTHER_SUB}/providers/{CG}").status_code == 200
         clock.advance(2)
         assert arm.get(path).status_code == 200
+
+
+def test_read_buckets_are_counted_but_not_enforced_by_default(clock: FakeClock) -> None:
+    """Demo, bench and soak are never throttled unless asked; the headers still carry ARM's bucket figures."""
+    sim = Simulator(clock=clock)
+    sim.add_container_group_pool(SUB, RG, "myStandbyPool")
+    with SimulatorServer(sim) as server:
+        arm = Arm(server)
+        path = f"/subscriptions/{SUB}/providers/{CG}"
+        replies = [arm.get(path) for _ in range(300)]
+        assert all(r.status_code == 200 for r in replies)
+        assert replies[0].headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
+        assert replies[0].headers["x-ms-ratelimit-remaining-subscription-global-reads"] == "3749"
+        assert replies[-1].headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"  # spent, yet served
+        assert replies[-1].headers["x-ms-ratelimit-remaining-subscription-global-reads"] == "3450"
+        clock.advance(2)  # refilled at 25/s (375/s globally)
+        again = arm.get(path).headers
+        assert again["x-ms-ratelimit-remaining-subscription-reads"] == "49"
+        assert again["x-ms-ratelimit-remaining-subscription-global-reads"] == "3749"
 
 
 # ---- faults and admin endpoints ---------------------------------------------------------------------
@@ -489,6 +497,10 @@ def test_admin_endpoints(arm: Arm, sim: Simulator, clock: FakeClock) -> None:
     records = requests.get(f"{admin}/requests", params={"since": since + 0.5}).json()
     assert [record["operation"] for record in records] == ["runtime_view"]
     assert records[0]["subscription_id"] == SUB and records[0]["status"] == 200
+    example = {"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "running", "count": 500}]}]}}
+    path = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.StandbyPool/standbyContainerGroupPools/myStandbyPool/runtimeViews/latest"
+    assert requests.post(f"{admin}/verbatim", json={"path": path.upper(), "api_version": NEW, "body": example}).ok
+    assert arm.pool("myStandbyPool", suffix="/runtimeViews/latest").json() == example  # served as it is, whatever the world holds
 
 
 # ---- transport, demo, command line ------------------------------------------------------------------
@@ -663,3 +675,11 @@ def test_zonal_virtual_machine_pool_runtime_view(clock: FakeClock) -> None:
         # Microsoft's 2024-03-01 VM runtime view example is zonal; status and prediction came in 2025-03-01
         assert set(old) == {"instanceCountSummary", "provisioningState"}
         assert [s["zone"] for s in old["instanceCountSummary"]] == [1, 2]
+
+
+def test_a_fault_match_ending_in_dollar_hits_only_paths_ending_so() -> None:
+    fault = Fault(match="/providers/Microsoft.StandbyPool/standbyContainerGroupPools$", status=500)
+    assert fault.applies_to("/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools", False)
+    assert not fault.applies_to("/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web", False)
+    assert not fault.applies_to(
+        "/subscriptions/s/resourcegroups/rg/providers/microsoft.standbypool/standbycontainergrouppools/web/runtimeviews/latest", False)

@@ -1,8 +1,7 @@
-"""exporter.webconfig: parsing, basic auth, reloading, and real TLS handshakes against generated certificates."""
+"""exporter.webconfig: parsing, bounded reading, reloading off the request path, and real TLS handshakes."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import queue
@@ -10,11 +9,10 @@ import shutil
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import bcrypt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +24,7 @@ from exporter.webconfig import (
     WebConfigWatcher,
     load_web_config,
 )
+from tests.support.hostile import yaml_bomb
 from tests.support.tls import TlsFiles, make_tls_files
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webconfig"
@@ -61,11 +60,6 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def basic(user: str, password: str | bytes) -> str:
-    raw = user.encode() + b":" + (password if isinstance(password, bytes) else password.encode())
-    return "Basic " + base64.b64encode(raw).decode()
-
-
 # --- parsing -------------------------------------------------------------------------------------
 
 
@@ -73,7 +67,7 @@ def test_empty_file_means_plain_http_without_auth(workdir: Path) -> None:
     config = load_web_config(place(workdir, "good/empty.yml"))
     assert config == WebConfig()
     assert config.ssl_context() is None
-    assert config.authorize(None)
+    assert config.basic_auth_users == {}
 
 
 def test_tls_defaults(workdir: Path) -> None:
@@ -181,7 +175,7 @@ BAD_FILES: list[tuple[str, list[tuple[str, str]]]] = [
     ("client_auth_type.yml", [("tls_server_config.client_auth_type", "got 'RequireAndVerify'")]),
     ("missing_cert_file.yml", [("tls_server_config.cert_file", "is required")]),
     ("missing_key_file.yml", [("tls_server_config.key_file", "is required")]),
-    ("cert_file_not_found.yml", [("tls_server_config.cert_file", "does-not-exist.crt: No such file or directory")]),
+    ("cert_file_not_found.yml", [("tls_server_config.cert_file", "does-not-exist.crt: file not found")]),
     ("cert_file_not_pem.yml", [("tls_server_config.cert_file", "no PEM certificate")]),
     ("key_mismatch.yml", [("tls_server_config.key_file", "cannot use")]),
     (
@@ -239,7 +233,7 @@ def test_every_bad_fixture_is_tested() -> None:
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(WebConfigError, match="web.yml: cannot read: No such file or directory"):
+    with pytest.raises(WebConfigError, match="web.yml: file not found"):
         load_web_config(tmp_path / "web.yml")
 
 
@@ -262,154 +256,104 @@ def test_encrypted_key_is_rejected_without_prompting(workdir: Path) -> None:
         load_web_config(path)
 
 
-# --- basic auth ----------------------------------------------------------------------------------
+# --- bounded reading -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def users_config(workdir: Path) -> WebConfig:
-    return load_web_config(place(workdir, "good/basic_auth.yml"))
+def test_a_fifo_is_refused_at_once(workdir: Path) -> None:
+    path = workdir / "web.yml"
+    os.mkfifo(path)
+    with pytest.raises(WebConfigError, match="web.yml: cannot read: not a regular file \\(a FIFO\\)"):
+        load_web_config(path)
 
 
-@pytest.mark.parametrize(
-    ("header", "allowed"),
-    [
-        (basic("alice", "alice-secret"), True),
-        (basic("bob", "bob-secret"), True),  # a $2y$ hash, as htpasswd writes
-        (basic("alice", "alice-secret").replace("Basic", "basic"), True),
-        (basic("alice", "wrong"), False),
-        (basic("alice", "bob-secret"), False),
-        (basic("Alice", "alice-secret"), False),
-        (basic("mallory", "alice-secret"), False),
-        (basic("alice", ""), False),
-        (basic("alice", "x" * 100), False),  # bcrypt refuses passwords over 72 bytes
-        (None, False),
-        ("", False),
-        ("Basic", False),
-        ("Bearer abc", False),
-        ("Basic !!!", False),
-        ("Basic " + base64.b64encode(b"no colon").decode(), False),
-        ("Basic " + base64.b64encode(b"\xff:alice-secret").decode(), False),
-        ("Basic é", False),
-    ],
-)
-def test_authorize(users_config: WebConfig, header: str | None, allowed: bool) -> None:
-    assert users_config.authorize(header) is allowed
+def test_a_device_and_an_oversized_file_are_refused(workdir: Path) -> None:
+    with pytest.raises(WebConfigError, match="not a regular file \\(a character device\\)"):
+        load_web_config("/dev/zero")
+    big = workdir / "web.yml"
+    big.write_text("# padding\n" * 200_000)
+    with pytest.raises(WebConfigError, match="2000000 bytes, more than the 1 MiB allowed"):
+        load_web_config(big)
 
 
-def test_no_users_allows_everything(workdir: Path) -> None:
-    config = load_web_config(place(workdir, "good/tls.yml"))
-    assert config.authorize(None) and config.authorize("Bearer x")
+def test_a_fifo_as_certificate_is_refused(workdir: Path) -> None:
+    os.mkfifo(workdir / "fifo.crt")
+    path = write(workdir / "web.yml", "tls_server_config:\n  cert_file: fifo.crt\n  key_file: server.key\n")
+    with pytest.raises(WebConfigError, match="tls_server_config.cert_file: .*fifo.crt: cannot read: not a regular file"):
+        load_web_config(path)
 
 
-@pytest.fixture
-def checkpw_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Hashes bcrypt.checkpw was called with."""
-    calls: list[bytes] = []
-    real: Callable[[bytes, bytes], bool] = bcrypt.checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        calls.append(hashed)
-        return real(password, hashed)
-
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
-    return calls
+def test_an_alias_bomb_is_refused_and_values_are_quoted_short(workdir: Path) -> None:
+    bomb = write(workdir / "web.yml", yaml_bomb(9, "http_server_config:\n  http2: *{last}\n"))
+    with pytest.raises(WebConfigError, match="not valid YAML: more than 100000 nodes once aliases are expanded"):
+        load_web_config(bomb)
+    small = write(workdir / "web.yml", yaml_bomb(4, "http_server_config:\n  http2: *{last}\n"))  # 6,643 nodes: allowed
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(small)
+    problem = next(p for p in caught.value.problems if p.startswith("http_server_config.http2"))
+    assert len(problem) < 120, problem  # the value is quoted through a size-limited repr
 
 
-def test_successful_logins_are_cached(workdir: Path, users_config: WebConfig, checkpw_calls: list[bytes]) -> None:
-    good, bad = basic("alice", "alice-secret"), basic("alice", "wrong")
-    assert users_config.authorize(good) and len(checkpw_calls) == 1
-    assert users_config.authorize(good) and len(checkpw_calls) == 1
-    assert not users_config.authorize(bad) and len(checkpw_calls) == 2  # failures always pay bcrypt
-    assert not users_config.authorize(bad) and len(checkpw_calls) == 3
-    assert users_config.authorize(good) and len(checkpw_calls) == 3
-    assert users_config.authorize(basic("bob", "bob-secret")) and len(checkpw_calls) == 4
-    reloaded = load_web_config(workdir / "basic_auth.yml")
-    assert reloaded.authorize(good) and len(checkpw_calls) == 5  # a new config starts with an empty cache
+# --- reloading off the request path --------------------------------------------------------------
 
 
-def test_unknown_users_pay_bcrypt_at_the_configured_cost(users_config: WebConfig, checkpw_calls: list[bytes]) -> None:
-    assert not users_config.authorize(basic("mallory", "alice-secret"))
-    assert not users_config.authorize(basic("mallory", "alice-secret"))
-    assert len(checkpw_calls) == 2
-    assert checkpw_calls[0] == checkpw_calls[1]
-    assert checkpw_calls[0] not in users_config.basic_auth_users.values()
-    assert checkpw_calls[0].startswith(b"$2b$04$")
-
-
-# --- reloading -----------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_watcher_reloads_a_changed_file_at_most_once_per_interval(workdir: Path) -> None:
-    clock = FakeClock()
+def test_watcher_reloads_a_changed_file_only_when_checked(workdir: Path) -> None:
     path = place(workdir, "good/basic_auth.yml")
-    watcher = WebConfigWatcher(path, check_interval=1.0, clock=clock)
+    reloaded: list[WebConfig] = []
+    watcher = WebConfigWatcher(path, on_reload=reloaded.append)
     first = watcher.current()
     assert set(first.basic_auth_users) == {"alice", "bob"}
     write(path, "basic_auth_users:\n  alice: " + first.basic_auth_users["alice"].decode() + "\n")
-    clock.now += 0.5
-    assert watcher.current() is first
-    clock.now += 0.5
+    assert watcher.current() is first  # current() never reads the disk
+    assert watcher.check() is True
     second = watcher.current()
-    assert set(second.basic_auth_users) == {"alice"}
-    clock.now += 5
-    assert watcher.current() is second
-    assert (watcher.reloads_total, watcher.reload_failures_total) == (1, 0)
+    assert set(second.basic_auth_users) == {"alice"} and reloaded == [second]
+    assert watcher.check() is False and watcher.current() is second  # nothing changed since
+    assert watcher.check(force=True) is True and watcher.current() is not second  # SIGHUP: re-read anyway
+    assert (watcher.reloads_total, watcher.reload_failures_total) == (2, 0)
 
 
 def test_watcher_keeps_the_last_good_config_on_a_bad_change(workdir: Path) -> None:
-    clock = FakeClock()
     errors: list[WebConfigError] = []
     path = place(workdir, "good/tls.yml")
-    watcher = WebConfigWatcher(path, clock=clock, on_error=errors.append)
+    watcher = WebConfigWatcher(path, on_error=errors.append)
     good = watcher.current()
     write(path, TLS + "  min_version: TLS99\n")
-    clock.now += 1
+    watcher.check()
     assert watcher.current() is good
     assert [e.problems for e in errors] == [
         ["tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS99'"]
     ]
-    clock.now += 1
+    watcher.check()
     assert watcher.current() is good
     assert len(errors) == 1  # reported once per change, not on every check
     write(path, TLS + "  min_version: TLS13\n")
-    clock.now += 1
+    watcher.check()
     fixed = watcher.current()
     assert fixed.tls is not None and fixed.tls.min_version == ssl.TLSVersion.TLSv1_3
     assert (watcher.reloads_total, watcher.reload_failures_total) == (1, 1)
 
 
 def test_watcher_reloads_when_a_certificate_changes(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    clock = FakeClock()
-    watcher = WebConfigWatcher(place(workdir, "good/tls.yml"), clock=clock)
+    watcher = WebConfigWatcher(place(workdir, "good/tls.yml"))
     before = watcher.current().ssl_context()
     renewed = make_tls_files(tmp_path_factory.mktemp("renewed"))
     write(workdir / "server.crt", renewed.server_cert.read_text())
     write(workdir / "server.key", renewed.server_key.read_text())
-    clock.now += 1
+    watcher.check()
     after = watcher.current().ssl_context()
     assert after is not None and after is not before
     assert watcher.reloads_total == 1
 
 
 def test_watcher_retries_when_a_missing_file_appears(workdir: Path) -> None:
-    clock = FakeClock()
     errors: list[WebConfigError] = []
     path = place(workdir, "good/tls.yml")
-    watcher = WebConfigWatcher(path, clock=clock, on_error=errors.append)
+    watcher = WebConfigWatcher(path, on_error=errors.append)
     write(path, "tls_server_config:\n  cert_file: new.crt\n  key_file: server.key\n")
-    clock.now += 1
-    watcher.current()
+    watcher.check()
     assert watcher.reload_failures_total == 1 and "new.crt" in str(errors[0])
     shutil.copy(workdir / "server.crt", workdir / "new.crt")
-    clock.now += 1
+    watcher.check()
     tls = watcher.current().tls
     assert tls is not None and tls.cert_file == workdir / "new.crt"
     assert (watcher.reloads_total, watcher.reload_failures_total) == (1, 1)
@@ -418,6 +362,33 @@ def test_watcher_retries_when_a_missing_file_appears(workdir: Path) -> None:
 def test_watcher_rejects_a_bad_initial_file(workdir: Path) -> None:
     with pytest.raises(WebConfigError, match="tls_server_config.min_version"):
         WebConfigWatcher(place(workdir, "bad/min_version.yml"))
+
+
+def test_watcher_thread_checks_by_itself_and_on_request(workdir: Path) -> None:
+    path = place(workdir, "good/basic_auth.yml")
+    reloaded = threading.Event()
+    watcher = WebConfigWatcher(path, check_interval=0.05, on_reload=lambda config: reloaded.set())
+    watcher.start()
+    try:
+        write(path, (FIXTURES / "good/empty.yml").read_text())
+        assert reloaded.wait(5)
+        assert watcher.current().basic_auth_users == {}
+        reloaded.clear()
+        watcher.request_reload()  # unchanged file, forced
+        assert reloaded.wait(5)
+    finally:
+        watcher.stop()
+
+
+def test_a_fifo_swapped_in_never_blocks_current(workdir: Path) -> None:
+    path = place(workdir, "good/basic_auth.yml")
+    errors: list[WebConfigError] = []
+    watcher = WebConfigWatcher(path, on_error=errors.append)
+    good = watcher.current()
+    path.unlink()
+    os.mkfifo(path)
+    assert watcher.check() is False  # returns at once: the FIFO is refused, not read
+    assert watcher.current() is good and "not a regular file" in str(errors[0])
 
 
 def test_watcher_is_thread_safe(workdir: Path) -> None:
@@ -431,6 +402,7 @@ def test_watcher_is_thread_safe(workdir: Path) -> None:
         try:
             while not stop.is_set():
                 assert isinstance(watcher.current(), WebConfig)
+                watcher.check()
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
@@ -443,6 +415,7 @@ def test_watcher_is_thread_safe(workdir: Path) -> None:
     stop.set()
     for thread in threads:
         thread.join()
+    watcher.check()
     assert failures == []
     assert watcher.current().basic_auth_users == {}  # the last text
     assert watcher.reloads_total >= 1 and watcher.reload_failures_total == 0
