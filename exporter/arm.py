@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -337,9 +337,11 @@ class ArmClient:
         """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
         return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
 
-    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[Any]:
+    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str,
+                  query: Mapping[str, str] | None = None) -> Iterator[Any]:
+        """Every item of a paged collection; ``query`` adds parameters to the first request ($filter, $expand)."""
         url: str | None = self._url(path)
-        params: dict[str, str] | None = {"api-version": api_version}
+        params: dict[str, str] | None = {**(query or {}), "api-version": api_version}
         pages = 0
         while url is not None:
             body = self._get_json(url, params, operation, subscription_id)

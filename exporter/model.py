@@ -97,6 +97,7 @@ class Pool:
     min_ready_capacity: int | None = None
     virtual_machine_state: str | None = None  # VM pools: Running | Deallocated | Hibernated | Mix
     scale_set: str | None = None  # VM pools: name of the attached scale set
+    scale_set_id: str | None = None  # VM pools: attachedVirtualMachineScaleSetId, as given
     zones: tuple[str, ...] = ()  # container group pools: properties.zones (2025-03-01+)
     post_provisioning_delay_seconds: float | None = None  # VM pools: elasticityProfile.postProvisioningDelay
     vm_state_distribution: tuple[StateShare, ...] = ()  # Mix VM pools: vmStateDistribution (2026-04-01)
@@ -333,6 +334,7 @@ def parse_pool(body: object) -> Pool:
         min_ready_capacity=None if minimum is None else _count(minimum, "minReadyCapacity"),
         virtual_machine_state=canonical(vm_state, VIRTUAL_MACHINE_STATES) if isinstance(vm_state, str) and vm_state else None,
         scale_set=_text(scale_set.rstrip("/").rsplit("/", 1)[-1]) if isinstance(scale_set, str) and scale_set else None,
+        scale_set_id=_text(scale_set.rstrip("/")) if isinstance(scale_set, str) and _RESOURCE_ID.match(scale_set) else None,
         zones=_zones(properties.get("zones")),
         post_provisioning_delay_seconds=parse_duration(elasticity.get("postProvisioningDelay")),
         vm_state_distribution=_state_distribution(properties.get("vmStateDistribution")),
@@ -420,6 +422,18 @@ def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
         resource_id=vm_id.rstrip("/"),
         provisioning_state=canonical(state, VIRTUAL_MACHINE_PROVISIONING_STATES) if isinstance(state, str) and state else "NotSpecified",
     )
+
+
+def parse_scale_set_vm(body: object) -> tuple[str, Mapping[str, Any] | None]:
+    """An item of the scale set's VM list (``$expand=instanceView``): (lower-cased resource id, its instance view when it
+    has what a member needs: ``isVMInStandbyPool`` and statuses; else None)."""
+    resource = _mapping(body, "virtual machine")
+    vm_id = _string(resource.get("id"), "virtual machine id").rstrip("/").lower()
+    properties = _optional_mapping(resource.get("properties"), "virtual machine properties")
+    view = properties.get("instanceView")
+    usable = (isinstance(view, Mapping) and isinstance(view.get("isVMInStandbyPool"), bool)
+              and isinstance(view.get("statuses"), list) and bool(view["statuses"]))
+    return vm_id, view if usable else None
 
 
 def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) -> Member:

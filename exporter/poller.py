@@ -8,8 +8,12 @@ is set by latency and the read budget, not by the number of pools:
 1. every runtime view; the paged pool list of each resource group (and kind) whose pool resources
    are due (``polling.pool_refresh``); one paged container-group list per resource group; the
    ``standbyVirtualMachines`` list of each VM pool;
-2. the detail GET of every member that is due: new, failed last time, changed state in the list, or not
-   ready; and, oldest first, members read longer than ``polling.member_refresh`` ago, at most the share
+   then, for each VM pool's attached scale set, one paged
+   ``GET .../virtualMachines?$filter='virtualMachineScaleSet/id' eq '{id}'&$expand=instanceView``: the instance
+   view of every VM in the scale set, pooled ones included, so a pooled VM's power state and
+   ``isVMInStandbyPool`` are fresh every cycle without a read of their own;
+2. the detail GET of every member that is due and not covered by its scale set's list: new, failed last time,
+   changed state in the list, or not ready; and, oldest first, members read longer than ``polling.member_refresh`` ago, at most the share
    that spreads all of them evenly over that period (members x interval / member_refresh per cycle).
 
 A pool's three parts are kept or fail on their own: the runtime view (``up``), the pool resource from its
@@ -28,11 +32,11 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -55,6 +59,7 @@ class _Candidate:
     name: str
     listed_state: str  # provisioningState as the list shows it
     read: Callable[[], Outcome[model.Member]]
+    bulk: bool = False  # a VM whose instance view came in its scale set's list: ``read`` is pure, run every cycle
 
 
 @dataclass(frozen=True)
@@ -289,7 +294,8 @@ class Poller:
             wave = self._first_wave(refs)
             self._store_pool_lists(wave)
             pools = {ref.key: self._resolve_pool(ref, wave) for ref in refs}
-            candidates = {ref.key: self._candidates(ref, wave, pools[ref.key].pool) for ref in refs}
+            scale_sets = self._list_scale_sets(refs, pools)
+            candidates = {ref.key: self._candidates(ref, wave, pools[ref.key].pool, scale_sets) for ref in refs}
             reads = self._read_due_members(candidates)
             statuses = tuple(
                 self._assemble(previous.get(ref.key, PoolStatus(ref)), wave[("runtime", ref.key)].result(), pools[ref.key],
@@ -371,7 +377,17 @@ class Poller:
             return _ResourcePart(None, False, error)
         return _ResourcePart(pool, age < polling.pool_refresh, error)
 
-    def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: model.Pool | None) -> Outcome[list[_Candidate]]:
+    def _list_scale_sets(self, refs: Iterable[PoolRef], pools: dict[tuple[str, str, str, str], _ResourcePart]) -> dict[str, Future]:
+        """One paged VM list with instance views per attached scale set of the VM pools (shared by pools on the same one)."""
+        lists: dict[str, Future] = {}
+        for ref in refs:
+            pool = pools[ref.key].pool
+            if ref.kind == "virtual_machine" and pool is not None and pool.scale_set_id and pool.scale_set_id.lower() not in lists:
+                lists[pool.scale_set_id.lower()] = self._executor.submit(self._list_scale_set_vms, ref.subscription_id, pool.scale_set_id)
+        return lists
+
+    def _candidates(self, ref: PoolRef, wave: dict[tuple[str, object], Future], pool: model.Pool | None,
+                    scale_sets: dict[str, Future]) -> Outcome[list[_Candidate]]:
         """Each member the lists show, with its cache key, its state in the list and its detail read."""
         if ref.kind == "container_group":
             listed = wave[("list", _group(ref))].result()
@@ -386,11 +402,19 @@ class Poller:
         if isinstance(vms, ArmError):
             return vms
         vm_state = None if pool is None else pool.virtual_machine_state
-        return [
-            _Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
-                       functools.partial(self._read_virtual_machine, ref.subscription_id, vm, vm_state))
-            for vm in vms
-        ]
+        listed = scale_sets.get((pool.scale_set_id or "").lower()) if pool is not None else None
+        views = listed.result() if listed is not None else {}
+        views = {} if isinstance(views, ArmError) else views
+        candidates = []
+        for vm in vms:
+            view = views.get(vm.resource_id.lower())
+            if view is not None:  # fresh from the scale set's list; no read of its own
+                read = functools.partial(_attempt, functools.partial(model.parse_virtual_machine, view, vm.name, vm_state), "vm_scale_set_list")
+                candidates.append(_Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state, read, bulk=True))
+            else:  # not in the list, or its instance view lacks the fields: the per-VM instance view
+                candidates.append(_Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
+                                             functools.partial(self._read_virtual_machine, ref.subscription_id, vm, vm_state)))
+        return candidates
 
     def _read_due_members(self, candidates: dict[tuple[str, str, str, str], Outcome[list[_Candidate]]]) -> dict[str, Future]:
         """Submit one detail GET per member that is new, failed last time, changed in the list or not ready, and per
@@ -401,6 +425,12 @@ class Poller:
         polling = self._settings.polling
         listed = [c for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome]
         for candidate in listed:
+            if candidate.bulk:
+                if candidate.key not in reads:
+                    done: Future[Outcome[model.Member]] = Future()
+                    done.set_result(candidate.read())
+                    reads[candidate.key] = done
+                continue
             cached = self._member_cache.get(candidate.key)
             if cached is None or cached.failed or cached.listed_state != candidate.listed_state or not cached.member.ready:
                 if candidate.key not in reads:
@@ -546,6 +576,19 @@ class Poller:
             self._client.iter_list(path, self._versions["standby_pool"], operation="vm_list", subscription_id=ref.subscription_id),
             model.parse_virtual_machine_ref, "vm_list", path,
         ), "vm_list")
+
+    def _list_scale_set_vms(self, subscription_id: str, scale_set_id: str) -> Outcome[dict[str, Mapping[str, Any]]]:
+        """Instance views of the scale set's VMs by lower-cased resource id (those lacking the needed fields left out)."""
+        group = scale_set_id.split("/")
+        path = f"/subscriptions/{group[2]}/resourceGroups/{group[4]}/providers/Microsoft.Compute/virtualMachines"
+        query = {"$filter": f"'virtualMachineScaleSet/id' eq '{scale_set_id}'", "$expand": "instanceView"}
+
+        def read() -> dict[str, Mapping[str, Any]]:
+            items = self._client.iter_list(path, self._versions["compute"], operation="vm_scale_set_list",
+                                           subscription_id=subscription_id, query=query)
+            return {vm_id: view for vm_id, view in self._parse_items(items, model.parse_scale_set_vm, "vm_scale_set_list", path)
+                    if view is not None}
+        return _attempt(read, "vm_scale_set_list")
 
     def _read_virtual_machine(self, subscription_id: str, vm: model.VirtualMachineRef, pool_vm_state: str | None) -> Outcome[model.Member]:
         return _attempt(lambda: model.parse_virtual_machine(

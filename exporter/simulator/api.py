@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -16,6 +17,7 @@ from .world import Simulator
 
 _T = TypeVar("_T")
 _LOGIN = "https://login.microsoftonline.com/common"
+_SCALE_SET_FILTER = re.compile(r"^'?virtualMachineScaleSet/id'?\s+eq\s+'([^']+)'$", re.IGNORECASE)
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -86,6 +88,7 @@ class ArmApi:
             "container_group_list": self._container_group_list,
             "container_group": self._container_group,
             "vm_instance_view": self._vm_instance_view,
+            "vm_scale_set_list": self._vm_scale_set_list,
         }
         return handlers.get(route.operation, self._in_pool)(route, path, query, base_url)
 
@@ -114,6 +117,24 @@ class ArmApi:
         if vm is None:
             return _not_found("Microsoft.Compute/virtualMachines", route.name, route.resource_group)
         return json_reply(200, shapes.vm_instance_view(vm, self._sim.wall))
+
+    def _vm_scale_set_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        """VirtualMachines_List: with $filter on a scale set id, that scale set's VMs; $expand=instanceView only with it."""
+        assert route.resource_group is not None
+        match = _SCALE_SET_FILTER.match(query.get("$filter", "").strip())
+        expand = query.get("$expand")
+        if expand is not None and (expand.lower() != "instanceview" or match is None):
+            return error(400, "InvalidParameter", "The $expand=instanceView option can only be specified with a valid $filter option.")
+        if match is None:
+            vms = self._sim.virtual_machines_in(route.subscription_id, route.resource_group)
+        else:
+            parts = match.group(1).strip("/").split("/")
+            if len(parts) != 8 or parts[6].lower() != "virtualmachinescalesets":
+                return error(400, "InvalidParameter", f"The $filter value '{query['$filter']}' is not a scale set id filter.")
+            vms = self._sim.scale_set_virtual_machines(parts[1], parts[3], parts[7])
+        with_view = expand is not None
+        return self._page([(shapes.virtual_machine_id(vm).lower(), vm) for vm in vms],
+                          lambda vm: shapes.virtual_machine(vm, with_view, self._sim.wall), path, query, base_url)
 
     def _in_pool(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         """A pool, its runtime view, its standby VMs or one of them."""

@@ -113,6 +113,7 @@ class VirtualMachine:
     zone: str | None = None
     claimed_at: float | None = None
     target_state: str = "Deallocated"  # the VM_TRANSITION key this VM settles in while it waits in the pool
+    scale_set_name: str = ""  # the pool's attached scale set: a pooled VM belongs to it from creation
 
 
 @dataclass(eq=False, kw_only=True)

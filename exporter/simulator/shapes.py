@@ -306,6 +306,25 @@ _POWER_STATES = {  # VM state -> (PowerState code, display status)
 }
 
 
+def scale_set_id(vm: VirtualMachine) -> str:
+    """Resource id of the scale set a VM belongs to."""
+    return (f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachineScaleSets/{vm.scale_set_name}")
+
+
+def virtual_machine(vm: VirtualMachine, with_instance_view: bool, wall: Wall) -> Json:
+    """An item of GET .../virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'(&$expand=instanceView)."""
+    properties: Json = {"virtualMachineScaleSet": {"id": scale_set_id(vm)},
+                        "provisioningState": "Creating" if vm.state == "Creating" else "Succeeded"}
+    if with_instance_view:
+        properties["instanceView"] = vm_instance_view(vm, wall)
+    body: Json = {"id": virtual_machine_id(vm), "name": vm.name, "type": "Microsoft.Compute/virtualMachines",
+                  "location": vm.location, "properties": properties}
+    if vm.zone is not None:
+        body["zones"] = [vm.zone]
+    return body
+
+
 def vm_instance_view(vm: VirtualMachine, wall: Wall) -> Json:
     """GET .../virtualMachines/{vm}/instanceView."""
     created = rfc3339(wall(vm.created_at))

@@ -333,6 +333,17 @@ class Simulator:
         """A VM created by a pool (still pooled or recently claimed), or None."""
         return self._virtual_machines.get(key(subscription_id, resource_group, name))
 
+    def virtual_machines_in(self, subscription_id: str, resource_group: str) -> list[VirtualMachine]:
+        """Every VM of a resource group (pooled or recently claimed)."""
+        wanted = key(subscription_id, resource_group)
+        return [vm for vm in self._virtual_machines.values() if key(vm.subscription_id, vm.resource_group) == wanted]
+
+    def scale_set_virtual_machines(self, subscription_id: str, resource_group: str, scale_set: str) -> list[VirtualMachine]:
+        """VMs of a scale set: pooled ones and recently claimed (in-service) ones."""
+        wanted = key(subscription_id, resource_group, scale_set)
+        return [vm for vm in self._virtual_machines.values()
+                if key(vm.subscription_id, vm.resource_group, vm.scale_set_name) == wanted]
+
     def lowercase_states_now(self) -> bool:
         """Seeded coin flip: should this runtime view spell states in lower case, as some Azure examples do?"""
         return self._noise.random() < self.lowercase_states
@@ -410,7 +421,7 @@ class Simulator:
         vm = VirtualMachine(
             subscription_id=pool.subscription_id, resource_group=pool.resource_group, name=name,
             location=pool.location, created_at=created_at, pool=pool, zone=pool.least_used_zone(),
-            state=target if ready else "Creating", target_state=target,
+            state=target if ready else "Creating", target_state=target, scale_set_name=pool.scale_set_name,
             state_until=None if ready else ready_at + (pool.post_provisioning_delay or 0),
         )
         pool.members[name.lower()] = vm

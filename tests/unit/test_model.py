@@ -141,17 +141,19 @@ def test_canonical(value: str, expected: str) -> None:
 
 # -- virtual machine pools, forecasts and discovery (every stable api-version's shape) --------------
 
+TEST_VMSS = ("/subscriptions/f8da6e30-a9d8-48ab-b05c-3f7fe482e13b/resourceGroups/test-standbypool/providers/Microsoft.Compute"
+             "/virtualMachineScaleSets/test-vmss")
 MIX_40_60 = (model.StateShare("Running", 0.4), model.StateShare("Deallocated", 0.6), model.StateShare("Hibernated", 0.0))
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("vm_pool_2024-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, None, "Running", "test-vmss")),
-        ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss")),
-        ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss",
+        ("vm_pool_2024-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, None, "Running", "test-vmss", scale_set_id=TEST_VMSS)),
+        ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss", scale_set_id=TEST_VMSS)),
+        ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss", scale_set_id=TEST_VMSS,
                                                post_provisioning_delay_seconds=120.0)),
-        ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss",
+        ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss", scale_set_id=TEST_VMSS,
                                                    vm_state_distribution=MIX_40_60)),
         ("cg_pool_2025-03-01.json", model.Pool("testCGPool", "westus", "Succeeded", 688, zones=("1", "2", "3"))),
         ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688, zones=("1", "2", "3"))),
