@@ -109,6 +109,8 @@ class RequestObserver(Protocol):
 
     def throttled(self, subscription_id: str) -> None: ...
 
+    def resource_limits(self, subscription_id: str, remaining: dict[str, int]) -> None: ...
+
     def budget_waited(self, subscription_id: str, seconds: float) -> None: ...
 
     def next_link_refused(self, subscription_id: str) -> None: ...
@@ -120,6 +122,9 @@ class _NullObserver:
         return None
 
     def throttled(self, subscription_id: str) -> None:
+        return None
+
+    def resource_limits(self, subscription_id: str, remaining: dict[str, int]) -> None:
         return None
 
     def budget_waited(self, subscription_id: str, seconds: float) -> None:
@@ -438,6 +443,9 @@ class ArmClient:
             _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads")),
             _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-global-reads")),
         )
+        resource_limits = parse_resource_limits(response.headers.get("x-ms-ratelimit-remaining-resource"))
+        if resource_limits:
+            self._observer.resource_limits(subscription_id, resource_limits)
         request_id = response.headers.get("x-ms-request-id")
         if body is None:
             raise ArmError(
@@ -482,6 +490,19 @@ def _describe_transport(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return f"connection failed ({type(exc).__name__})"
     return f"request failed ({type(exc).__name__})"
+
+
+def parse_resource_limits(value: str | None) -> dict[str, int]:
+    """``x-ms-ratelimit-remaining-resource`` (resource-provider throttling, e.g. Compute):
+    ``Microsoft.Compute/HighCostGet3Min;107,Microsoft.Compute/HighCostGet30Min;827`` -> {policy: remaining}.
+    Malformed entries are left out."""
+    limits: dict[str, int] = {}
+    for entry in (value or "").split(","):
+        policy, _, remaining = entry.strip().rpartition(";")
+        number = _int_header(remaining.strip())
+        if policy.strip() and number is not None and number >= 0 and len(policy) <= 200 and policy.isprintable():
+            limits[policy.strip()] = number
+    return limits
 
 
 def _int_header(value: str | None) -> int | None:

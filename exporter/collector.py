@@ -154,6 +154,11 @@ def _per_subscription_counter(values_of: Callable[[Snapshot], dict[str, float] |
 
 # -- generators ----------------------------------------------------------------------------------
 
+def _remaining_resource(snapshot: Snapshot) -> Iterator[Sample]:
+    for labels, value in sorted(snapshot.arm.remaining_resource.items()):
+        yield labels, float(value)
+
+
 def _instances(snapshot: Snapshot) -> Iterator[Sample]:
     for status, runtime in _with_runtime(snapshot):
         for entry in runtime.instance_counts:
@@ -330,7 +335,7 @@ CATALOGUE: tuple[Family, ...] = (
     Family("arm_requests", "ARM requests by HTTP status code (code=\"error\" when no response came).", COUNTER,
            ("subscription_id", "operation", "code"), _arm_requests,
            notes="Operations `runtime_view`, `pool_list`, `container_group_list`, `container_group`, `vm_list`, "
-                 "`vm_instance_view`."),
+                 "`vm_scale_set_list` (a scale set's VMs with instance views), `vm_instance_view` (the fallback)."),
     Family("arm_ratelimit_remaining_reads", "Last x-ms-ratelimit-remaining-subscription-reads header seen from ARM.", GAUGE,
            SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_reads),
            notes="This principal's bucket: 250 reads, refilled at 25/s."),
@@ -338,6 +343,11 @@ CATALOGUE: tuple[Family, ...] = (
            "Last x-ms-ratelimit-remaining-subscription-global-reads header seen from ARM (the bucket all principals share).", GAUGE,
            SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_global_reads),
            notes="The bucket every principal of the subscription shares: 15x the per-principal one."),
+    Family("arm_ratelimit_remaining_resource",
+           "Last x-ms-ratelimit-remaining-resource header seen from a resource provider, per throttling policy.", GAUGE,
+           ("subscription_id", "policy"), _remaining_resource,
+           notes="Resource-provider throttling beside ARM's: Compute answers e.g. `Microsoft.Compute/HighCostGet3Min;107,"
+                 "Microsoft.Compute/HighCostGet30Min;827`, one series per policy; absent until a provider sends it."),
     Family("arm_throttled", "ARM 429 answers that paused every read of the subscription until Retry-After passed.", COUNTER,
            SUBSCRIPTION, _per_subscription_counter(lambda snapshot: snapshot.arm.throttled)),
     Family("arm_budget_wait_seconds", "Time reads waited for the client-side read budget or a Retry-After pause.", COUNTER,

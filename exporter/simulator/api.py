@@ -67,6 +67,8 @@ class ArmApi:
         reply = Reply(200, canned) if canned is not None else self._route(route, path, query, base_url)
         reply.headers["x-ms-ratelimit-remaining-subscription-reads"] = str(decision.remaining)
         reply.headers["x-ms-ratelimit-remaining-subscription-global-reads"] = str(decision.global_remaining)
+        if route is not None and route.provider == "compute":
+            reply.headers["x-ms-ratelimit-remaining-resource"] = self._sim.compute_limits.take(route.subscription_id)
         return reply
 
     def _route(self, route: Route | None, path: str, query: Mapping[str, str], base_url: str) -> Reply:

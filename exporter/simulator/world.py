@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
-from .access import ReadThrottle, TokenIssuer
+from .access import ComputeReadLimits, ReadThrottle, TokenIssuer
 from .entities import (
     MIX,
     POOL_RESOURCE_TYPES,
@@ -88,6 +88,7 @@ class Simulator:
         self.faults = FaultSet()
         self.tokens = TokenIssuer(clock)
         self.throttle = ReadThrottle(read_bucket, read_refill_per_second, clock)
+        self.compute_limits = ComputeReadLimits(clock)
         self.requests: list[RequestRecord] = []
         # Bodies served as they are: (lower-cased path, api-version) -> JSON bytes, e.g. Microsoft's REST examples.
         self.verbatim: dict[tuple[str, str], bytes] = {}

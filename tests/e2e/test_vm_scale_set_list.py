@@ -46,6 +46,9 @@ def test_power_state_is_fresh_every_cycle_without_per_vm_reads(simulator: tuple[
     # per cycle: a runtime view and a standbyVirtualMachines list per pool, one VM list per scale set, no instance view
     assert steady["vm_instance_view"] == 0
     assert steady["vm_scale_set_list"] == steady["vm_list"] == steady["runtime_view"]
+    remaining = exporter.value("azure_standby_pool_arm_ratelimit_remaining_resource", subscription_id=SUB,
+                               policy="Microsoft.Compute/HighCostGet3Min")
+    assert remaining is not None and 0 <= remaining < 190  # Compute's own header, counted down by the lists
 
 
 def test_members_the_list_does_not_cover_fall_back_to_their_instance_view(simulator: tuple[Simulator, SimulatorServer],

@@ -268,6 +268,16 @@ def test_vm_instance_views_deserialise_with_azure_mgmt_compute(client: Client) -
                 powers.update(status["code"] for status in view["statuses"])
     assert {"ProvisioningState/creating", "PowerState/running", "PowerState/deallocated",
             "HibernationState/Hibernated"} <= powers
+    vms = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines"
+    listed = 0
+    for scale_set in ("mixScaleSet", "hibernatingScaleSet"):
+        scale_set_id = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachineScaleSets/{scale_set}"
+        for item in (item for page in client.pages(f"{vms}?$filter='virtualMachineScaleSet/id' eq '{scale_set_id}'&$expand=instanceView",
+                                                   SDK_COMPUTE) for item in page["value"]):
+            assert unmodelled(compute.VirtualMachine, item) == [], item["name"]
+            assert item["properties"]["virtualMachineScaleSet"]["id"] == scale_set_id and item["properties"]["instanceView"]
+            listed += 1
+    assert listed >= 6
     seed = json.loads((EXAMPLES.parent / "vm_instance_view_seed.json").read_text(encoding="utf-8"))
     assert set(json_paths(seed)) <= set(json_paths(view)) | {"statuses[].time"}  # Microsoft Learn's sample
 
