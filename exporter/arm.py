@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -114,6 +114,8 @@ class RequestObserver(Protocol):
 
     def throttled(self, subscription_id: str) -> None: ...
 
+    def resource_limits(self, subscription_id: str, remaining: dict[str, int]) -> None: ...
+
     def budget_waited(self, subscription_id: str, seconds: float) -> None: ...
 
     def next_link_refused(self, subscription_id: str) -> None: ...
@@ -125,6 +127,9 @@ class _NullObserver:
         return None
 
     def throttled(self, subscription_id: str) -> None:
+        return None
+
+    def resource_limits(self, subscription_id: str, remaining: dict[str, int]) -> None:
         return None
 
     def budget_waited(self, subscription_id: str, seconds: float) -> None:
@@ -342,9 +347,11 @@ class ArmClient:
         """GET a paged collection, following ``nextLink`` on the ARM origin only; returns every item."""
         return list(self.iter_list(path, api_version, operation=operation, subscription_id=subscription_id))
 
-    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str) -> Iterator[Any]:
+    def iter_list(self, path: str, api_version: str, *, operation: str, subscription_id: str,
+                  query: Mapping[str, str] | None = None) -> Iterator[Any]:
+        """Every item of a paged collection; ``query`` adds parameters to the first request ($filter, $expand)."""
         url: str | None = self._url(path)
-        params: dict[str, str] | None = {"api-version": api_version}
+        params: dict[str, str] | None = {**(query or {}), "api-version": api_version}
         pages = 0
         while url is not None:
             body = self._get_json(url, params, operation, subscription_id)
@@ -395,9 +402,11 @@ class ArmClient:
                 throttled = error.status == 429
                 if throttled:
                     # Every reader of this subscription waits out Retry-After, not just this one, and so does the
-                    # next read after a last attempt: nothing goes to the subscription before it has passed.
+                    # next read after a last attempt: nothing goes to the subscription before it has passed. A 429
+                    # from Compute (which throttles per resource provider) pauses only the subscription's Compute reads.
                     self._observer.throttled(subscription_id)
-                    self._budget.pause(subscription_id, error.retry_after if error.retry_after is not None else self._backoff(attempt))
+                    self._budget.pause(pause_lane(subscription_id, url),
+                                       error.retry_after if error.retry_after is not None else self._backoff(attempt))
                 if not self._retryable(error) or attempt >= self._retry.attempts:
                     raise error
                 delay = 0.0 if throttled else self._backoff(attempt)  # the pause is the wait
@@ -415,20 +424,25 @@ class ArmClient:
         ceiling = min(self._retry.backoff_max, self._retry.backoff_base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _wait_for_budget(self, subscription_id: str, operation: str) -> None:
-        paused = self._budget.paused_for(subscription_id)
+    def _wait_for_budget(self, subscription_id: str, operation: str, url: str) -> None:
+        lane = pause_lane(subscription_id, url)
+        paused = max(self._budget.paused_for(subscription_id), self._budget.paused_for(lane))
         if paused > self._retry.retry_after_max:
             # Do not hold a worker for minutes: fail this read now; the pause stays in force.
             raise ArmError(
                 ErrorKind.THROTTLED, f"ARM asked this subscription to wait {paused:.0f}s more (Retry-After)", operation=operation,
                 retry_after=paused,
             )
-        waited = self._budget.acquire(subscription_id)
+        waited = 0.0
+        while lane != subscription_id and (provider_pause := self._budget.paused_for(lane)) > 0:
+            self._sleep(provider_pause)  # the provider's own Retry-After; the subscription's other reads go on
+            waited += provider_pause
+        waited += self._budget.acquire(subscription_id)
         if waited > 0:
             self._observer.budget_waited(subscription_id, waited)
 
     def _get_once(self, url: str, params: dict[str, str] | None, operation: str, subscription_id: str, token: str) -> dict[str, Any]:
-        self._wait_for_budget(subscription_id, operation)
+        self._wait_for_budget(subscription_id, operation, url)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
             with self._session.get(url, params=params, headers=headers, timeout=self._timeout, stream=True, allow_redirects=False) as response:
@@ -441,6 +455,9 @@ class ArmClient:
             _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-reads")),
             _int_header(response.headers.get("x-ms-ratelimit-remaining-subscription-global-reads")),
         )
+        resource_limits = parse_resource_limits(response.headers.get("x-ms-ratelimit-remaining-resource"))
+        if resource_limits:
+            self._observer.resource_limits(subscription_id, resource_limits)
         request_id = response.headers.get("x-ms-request-id")
         if body is None:
             raise ArmError(
@@ -485,6 +502,29 @@ def _describe_transport(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return f"connection failed ({type(exc).__name__})"
     return f"request failed ({type(exc).__name__})"
+
+
+_PROVIDER_LANES = ("microsoft.compute",)  # providers that throttle on their own: a 429 from them pauses only their reads
+
+
+def pause_lane(subscription_id: str, url: str) -> str:
+    """The budget lane a 429 pauses: ``<subscription>|Microsoft.Compute`` for Compute reads, else the subscription."""
+    parts = urlsplit(url).path.lower().split("/providers/")
+    provider = parts[-1].split("/", 1)[0] if len(parts) > 1 else ""
+    return f"{subscription_id}|{provider}" if provider in _PROVIDER_LANES else subscription_id
+
+
+def parse_resource_limits(value: str | None) -> dict[str, int]:
+    """``x-ms-ratelimit-remaining-resource`` (resource-provider throttling, e.g. Compute):
+    ``Microsoft.Compute/HighCostGet3Min;107,Microsoft.Compute/HighCostGet30Min;827`` -> {policy: remaining}.
+    Malformed entries are left out."""
+    limits: dict[str, int] = {}
+    for entry in (value or "").split(","):
+        policy, _, remaining = entry.strip().rpartition(";")
+        number = _int_header(remaining.strip())
+        if policy.strip() and number is not None and number >= 0 and len(policy) <= 200 and policy.isprintable():
+            limits[policy.strip()] = number
+    return limits
 
 
 def _int_header(value: str | None) -> int | None:

@@ -155,6 +155,11 @@ def _per_subscription_counter(values_of: Callable[[Snapshot], dict[str, float] |
 
 # -- generators ----------------------------------------------------------------------------------
 
+def _remaining_resource(snapshot: Snapshot) -> Iterator[Sample]:
+    for labels, value in sorted(snapshot.arm.remaining_resource.items()):
+        yield labels, float(value)
+
+
 def _instances(snapshot: Snapshot) -> Iterator[Sample]:
     for status, runtime in _with_runtime(snapshot):
         for entry in runtime.instance_counts:
@@ -174,7 +179,13 @@ def _health_state(snapshot: Snapshot) -> Iterator[Sample]:
 
 def _info(snapshot: Snapshot) -> Iterator[Sample]:
     for status, pool in _with_pool(snapshot):
-        yield (*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or ""), 1.0
+        yield (*_pool_values(status), pool.location, pool.virtual_machine_state or "", pool.scale_set or "", ",".join(pool.zones)), 1.0
+
+
+def _vm_state_distribution(snapshot: Snapshot) -> Iterator[Sample]:
+    for status, pool in _with_pool(snapshot):
+        for share in pool.vm_state_distribution:
+            yield (*_pool_values(status), share.state), share.ratio
 
 
 def _members(snapshot: Snapshot) -> Iterator[Sample]:
@@ -287,9 +298,24 @@ CATALOGUE: tuple[Family, ...] = (
            (*POOL_LABELS, "state"), _health_state,
            notes="From the runtime view's `status.code` (`HealthState/healthy`, `HealthState/degraded`, a new code verbatim "
                  "without its prefix); absent when there is no status."),
-    Family("info", "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set.", GAUGE,
-           (*POOL_LABELS, "location", "virtual_machine_state", "scale_set"), _info,
-           notes="`virtual_machine_state` and `scale_set` are empty for container group pools."),
+    Family("info",
+           "Standby pool metadata; always 1. VM pools also name the kept VM state and the attached scale set; "
+           "zones lists a container group pool's availability zones (\"1,2,3\", empty when none).", GAUGE,
+           (*POOL_LABELS, "location", "virtual_machine_state", "scale_set", "zones"), _info,
+           notes="`virtual_machine_state` and `scale_set` are empty for container group pools; `zones` is a container group "
+                 "pool's `properties.zones` (api-version 2025-03-01+) joined by commas, empty when it has none and for VM pools "
+                 "(whose zones come from their scale set)."),
+    Family("vm_state_distribution_ratio",
+           "Share of a Mix virtual machine pool's ready VMs kept in each state (vmStateDistribution), 0 to 1.", GAUGE,
+           (*POOL_LABELS, "state"), _vm_state_distribution,
+           notes="Mix VM pools at api-version 2026-04-01: `runningPercent: 20` is `state=\"Running\"` 0.2; Running, "
+                 "Deallocated and Hibernated always present (0 when absent), an unknown `<state>Percent` verbatim; absent "
+                 "for other pools and older api-versions."),
+    Family("post_provisioning_delay_seconds",
+           "Time a new VM waits after provisioning before it counts as available (elasticityProfile.postProvisioningDelay), when set.",
+           GAUGE, POOL_LABELS, _per_pool(_pool_field("post_provisioning_delay_seconds")),
+           notes="VM pools at api-version 2025-10-01+; the ISO 8601 duration (`PT2S`) in seconds; absent when unset or not a "
+                 "duration without years or months."),
     Family("members", "Members of the pool (container groups or VMs) by provisioning state.", GAUGE,
            (*POOL_LABELS, "provisioning_state"), _members,
            notes="Every known provisioning state is present, 0 when absent."),
@@ -339,7 +365,7 @@ CATALOGUE: tuple[Family, ...] = (
     Family("arm_requests", "ARM requests by HTTP status code (code=\"error\" when no response came).", COUNTER,
            ("subscription_id", "operation", "code"), _arm_requests,
            notes="Operations `runtime_view`, `pool_list`, `container_group_list`, `container_group`, `vm_list`, "
-                 "`vm_instance_view`."),
+                 "`vm_scale_set_list` (a scale set's VMs with instance views), `vm_instance_view` (the fallback)."),
     Family("arm_ratelimit_remaining_reads", "Last x-ms-ratelimit-remaining-subscription-reads header seen from ARM.", GAUGE,
            SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_reads),
            notes="This principal's bucket: 250 reads, refilled at 25/s."),
@@ -347,6 +373,11 @@ CATALOGUE: tuple[Family, ...] = (
            "Last x-ms-ratelimit-remaining-subscription-global-reads header seen from ARM (the bucket all principals share).", GAUGE,
            SUBSCRIPTION, _per_subscription(lambda snapshot: snapshot.arm.remaining_global_reads),
            notes="The bucket every principal of the subscription shares: 15x the per-principal one."),
+    Family("arm_ratelimit_remaining_resource",
+           "Last x-ms-ratelimit-remaining-resource header seen from a resource provider, per throttling policy.", GAUGE,
+           ("subscription_id", "policy"), _remaining_resource,
+           notes="Resource-provider throttling beside ARM's: Compute answers e.g. `Microsoft.Compute/HighCostGet3Min;107,"
+                 "Microsoft.Compute/HighCostGet30Min;827`, one series per policy; absent until a provider sends it."),
     Family("arm_throttled", "ARM 429 answers that paused every read of the subscription until Retry-After passed.", COUNTER,
            SUBSCRIPTION, _per_subscription_counter(lambda snapshot: snapshot.arm.throttled)),
     Family("arm_budget_wait_seconds", "Time reads waited for the client-side read budget or a Retry-After pause.", COUNTER,

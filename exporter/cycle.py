@@ -2,10 +2,14 @@
 
 1. every runtime view; the paged pool list of each resource group (and kind) whose pool resources are
    due (``polling.pool_refresh``); one paged container-group list per resource group; the
-   ``standbyVirtualMachines`` list of each VM pool;
-2. the detail GET of every member that is due: new, failed last time, changed state in the list, or not
-   ready; and, oldest first, members read longer than ``polling.member_refresh`` ago, at most the share
-   that spreads all of them evenly over that period (members x interval / member_refresh per cycle).
+   ``standbyVirtualMachines`` list of each VM pool; then, for each VM pool's attached scale set, one paged
+   ``GET .../virtualMachines?$filter='virtualMachineScaleSet/id' eq '{id}'&$expand=instanceView``: the instance
+   view of every VM in the scale set, pooled ones included, so a pooled VM's power state and
+   ``isVMInStandbyPool`` are fresh every cycle without a read of their own;
+2. the detail GET of every member that is due and not covered by its scale set's list: new, failed last
+   time, changed state in the list, or not ready; and, oldest first, members read longer than
+   ``polling.member_refresh`` ago, at most the share that spreads all of them evenly over that period
+   (members x interval / member_refresh per cycle).
 
 A pool's three parts are kept or fail on their own: the runtime view (``up``), the pool resource from its
 resource group's pool list (``resource_up``) and the members (``members_up``, ``member_read_failures``).
@@ -21,11 +25,12 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import model
 from .arm import ArmError, ErrorKind
 from .config import PollingSettings, PoolRef
-from .reads import ArmReads, Outcome
+from .reads import ArmReads, Outcome, attempt
 from .resources import container_group_path, missing_role_hint
 from .snapshot import MEMBER_LIST, MEMBERS, POOL_RESOURCE, RUNTIME_VIEW, PartError, PoolData, PoolStatus
 
@@ -60,6 +65,7 @@ class _Candidate:
     name: str
     listed_state: str  # provisioningState as the list shows it
     read: Callable[[], Outcome[model.Member]]
+    bulk: bool = False  # a VM whose instance view came in its scale set's list: ``read`` is pure, run every cycle
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,12 @@ class Members:
         now = self._monotonic()
         listed = list(candidates)
         for candidate in listed:
+            if candidate.bulk:
+                if candidate.key not in reads:
+                    done: Future[Outcome[model.Member]] = Future()
+                    done.set_result(candidate.read())
+                    reads[candidate.key] = done
+                continue
             cached = self._cache.get(candidate.key)
             if cached is None or cached.failed or cached.listed_state != candidate.listed_state or not cached.member.ready:
                 if candidate.key not in reads:
@@ -223,7 +235,8 @@ class Cycle:
         wave = self._first_wave(refs, polling, executor)
         self.resources.store(wave.pool_lists)
         resources = {ref.key: self.resources.resolve(ref, wave.pool_lists, polling) for ref in refs}
-        candidates = {ref.key: self._candidates(ref, wave, resources[ref.key].pool) for ref in refs}
+        scale_sets = self._scale_set_lists(refs, resources, executor)
+        candidates = {ref.key: self._candidates(ref, wave, resources[ref.key].pool, scale_sets) for ref in refs}
         listed = (c for outcome in candidates.values() if not isinstance(outcome, ArmError) for c in outcome)
         reads = self.members.submit_due(listed, executor, polling)
         statuses = tuple(
@@ -251,7 +264,18 @@ class Cycle:
                 wave.vm_lists[ref.key] = executor.submit(reads.standby_virtual_machines, ref)
         return wave
 
-    def _candidates(self, ref: PoolRef, wave: Wave, pool: model.Pool | None) -> Outcome[list[_Candidate]]:
+    def _scale_set_lists(self, refs: Iterable[PoolRef], resources: Mapping[PoolKey, _ResourcePart],
+                         executor: Executor) -> dict[str, Future[Outcome[dict[str, Mapping[str, Any]]]]]:
+        """One paged VM list with instance views per attached scale set of the VM pools (shared by pools on the same one)."""
+        lists: dict[str, Future[Outcome[dict[str, Mapping[str, Any]]]]] = {}
+        for ref in refs:
+            pool = resources[ref.key].pool
+            if ref.kind == model.PoolKind.VIRTUAL_MACHINE and pool is not None and pool.scale_set_id and pool.scale_set_id.lower() not in lists:
+                lists[pool.scale_set_id.lower()] = executor.submit(self._reads.scale_set_virtual_machines, ref.subscription_id, pool.scale_set_id)
+        return lists
+
+    def _candidates(self, ref: PoolRef, wave: Wave, pool: model.Pool | None,
+                    scale_sets: Mapping[str, Future[Outcome[dict[str, Mapping[str, Any]]]]]) -> Outcome[list[_Candidate]]:
         """Each member the lists show, with its cache key, its state in the list and its detail read."""
         if ref.kind == model.PoolKind.CONTAINER_GROUP:
             groups = wave.container_group_lists[_group(ref)].result()
@@ -266,11 +290,20 @@ class Cycle:
         if isinstance(vms, ArmError):
             return vms
         vm_state = None if pool is None else pool.virtual_machine_state
-        return [
-            _Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
-                       functools.partial(self._reads.virtual_machine, ref.subscription_id, vm, vm_state))
-            for vm in vms
-        ]
+        listed = scale_sets.get((pool.scale_set_id or "").lower()) if pool is not None else None
+        outcome = listed.result() if listed is not None else {}
+        views = {} if isinstance(outcome, ArmError) else outcome
+        candidates = []
+        for vm in vms:
+            view = views.get(vm.resource_id.lower())
+            if view is not None:  # fresh from the scale set's list; no read of its own
+                parse = functools.partial(model.parse_virtual_machine, view, vm.name, vm_state)
+                candidates.append(_Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
+                                             functools.partial(attempt, parse, "vm_scale_set_list"), bulk=True))
+            else:  # not in the list, or its instance view lacks the fields: the per-VM instance view
+                candidates.append(_Candidate(vm.resource_id.lower(), vm.name, vm.provisioning_state,
+                                             functools.partial(self._reads.virtual_machine, ref.subscription_id, vm, vm_state)))
+        return candidates
 
     def _assemble(self, previous: PoolStatus, runtime: Outcome[model.RuntimeView], resource: _ResourcePart,
                   candidates: Outcome[list[_Candidate]], reads: Mapping[str, Future[Outcome[model.Member]]], started: float,

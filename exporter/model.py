@@ -47,6 +47,8 @@ READY_POWER_STATES = {
     "Mix": frozenset({"running", "deallocated", "hibernated"}),
 }
 VIRTUAL_MACHINE_STATES = tuple(READY_POWER_STATES)
+# The states a Mix pool's vmStateDistribution shares out (2026-04-01: runningPercent, deallocatedPercent, ...).
+DISTRIBUTED_VM_STATES = ("Running", "Deallocated", "Hibernated")
 FORECAST_STEPS = 12
 _HEALTH_PREFIX = "healthstate/"
 
@@ -83,6 +85,14 @@ class RuntimeView:
 
 
 @dataclass(frozen=True)
+class StateShare:
+    """One state's share of a Mix pool's ready VMs (``vmStateDistribution``), 0 to 1."""
+
+    state: str
+    ratio: float
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     location: str
@@ -92,6 +102,10 @@ class Pool:
     virtual_machine_state: str | None = None  # VM pools: Running | Deallocated | Hibernated | Mix
     scale_set: str | None = None  # VM pools: name of the attached scale set
     dynamic_sizing: bool = False  # elasticityProfile.dynamicSizing.enabled (2025-10-01+), False without it
+    scale_set_id: str | None = None  # VM pools: attachedVirtualMachineScaleSetId, as given
+    zones: tuple[str, ...] = ()  # container group pools: properties.zones (2025-03-01+)
+    post_provisioning_delay_seconds: float | None = None  # VM pools: elasticityProfile.postProvisioningDelay
+    vm_state_distribution: tuple[StateShare, ...] = ()  # Mix VM pools: vmStateDistribution (2026-04-01)
 
 
 @dataclass(frozen=True)
@@ -350,13 +364,64 @@ def parse_pool(body: object) -> Pool:
         min_ready_capacity=None if minimum is None else _count(minimum, "minReadyCapacity"),
         virtual_machine_state=canonical(vm_state, VIRTUAL_MACHINE_STATES) if isinstance(vm_state, str) and vm_state else None,
         scale_set=_text(scale_set.rstrip("/").rsplit("/", 1)[-1]) if isinstance(scale_set, str) and scale_set else None,
+        scale_set_id=_text(scale_set.rstrip("/")) if isinstance(scale_set, str) and _RESOURCE_ID.match(scale_set) else None,
+        zones=_zones(properties.get("zones")),
+        post_provisioning_delay_seconds=parse_duration(elasticity.get("postProvisioningDelay")),
+        vm_state_distribution=_state_distribution(properties.get("vmStateDistribution")),
         dynamic_sizing=_dynamic_sizing(elasticity.get("dynamicSizing")),
     )
+
 
 
 def _dynamic_sizing(value: object) -> bool:
     """``elasticityProfile.dynamicSizing.enabled`` is true; absent (before 2025-10-01) or unreadable: False."""
     return isinstance(value, Mapping) and value.get("enabled") is True
+
+
+def _zones(value: object) -> tuple[str, ...]:
+    """``properties.zones`` (``["1", "2", "3"]``); anything but a list of strings or integers reads as no zones."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(_text(str(zone)) for zone in value if isinstance(zone, (str, int)) and not isinstance(zone, bool) and str(zone))
+
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$",
+    re.IGNORECASE,
+)
+_DURATION_SECONDS = {"weeks": 604800.0, "days": 86400.0, "hours": 3600.0, "minutes": 60.0, "seconds": 1.0}
+
+
+def parse_duration(value: object) -> float | None:
+    """An ISO 8601 duration without years or months (``PT2S``, ``PT1H30M``, ``P1D``) -> seconds; else None."""
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value.strip())
+    if match is None:
+        return None
+    seconds = sum(float(amount) * _DURATION_SECONDS[unit] for unit, amount in match.groupdict().items() if amount)
+    return seconds if math.isfinite(seconds) else None
+
+
+_PERCENT_SUFFIX = "percent"
+
+
+def _state_distribution(value: object) -> tuple[StateShare, ...]:
+    """``vmStateDistribution`` (``{"runningPercent": 20, "deallocatedPercent": 80, "hibernatedPercent": 0}``) ->
+    shares 0..1, every known state present; keys or values that cannot be read are left out."""
+    if not isinstance(value, Mapping):
+        return ()
+    shares: dict[str, float] = {}
+    for key, percent in value.items():
+        number = _number(percent) if not isinstance(percent, str) else None
+        if (not isinstance(key, str) or not key.casefold().endswith(_PERCENT_SUFFIX) or len(key) == len(_PERCENT_SUFFIX)
+                or number is None or not 0 <= number <= 100):
+            continue
+        shares[canonical(key[: -len(_PERCENT_SUFFIX)], DISTRIBUTED_VM_STATES)] = number / 100
+    if not shares:
+        return ()
+    return tuple(StateShare(state, shares.get(state, 0.0)) for state in dict.fromkeys((*DISTRIBUTED_VM_STATES, *shares)))
 
 
 _RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^?#]+$", re.IGNORECASE)
@@ -395,6 +460,18 @@ def parse_virtual_machine_ref(body: object) -> VirtualMachineRef:
         resource_id=vm_id.rstrip("/"),
         provisioning_state=canonical(state, VIRTUAL_MACHINE_PROVISIONING_STATES) if isinstance(state, str) and state else "NotSpecified",
     )
+
+
+def parse_scale_set_vm(body: object) -> tuple[str, Mapping[str, Any] | None]:
+    """An item of the scale set's VM list (``$expand=instanceView``): (lower-cased resource id, its instance view when it
+    has what a member needs: ``isVMInStandbyPool`` and statuses; else None)."""
+    resource = _mapping(body, "virtual machine")
+    vm_id = _string(resource.get("id"), "virtual machine id").rstrip("/").lower()
+    properties = _optional_mapping(resource.get("properties"), "virtual machine properties")
+    view = properties.get("instanceView")
+    usable = (isinstance(view, Mapping) and isinstance(view.get("isVMInStandbyPool"), bool)
+              and isinstance(view.get("statuses"), list) and bool(view["statuses"]))
+    return vm_id, view if usable else None
 
 
 def parse_virtual_machine(body: object, name: str, pool_vm_state: str | None) -> Member:

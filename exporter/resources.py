@@ -23,6 +23,7 @@ REQUIRED_ACTIONS = {
     "container_group": "Microsoft.ContainerInstance/containerGroups/read",
     "vm_list": "Microsoft.StandbyPool/standbyVirtualMachinePools/standbyVirtualMachines/read",
     "vm_instance_view": "Microsoft.Compute/virtualMachines/instanceView/read",
+    "vm_scale_set_list": "Microsoft.Compute/virtualMachines/read",
 }
 
 

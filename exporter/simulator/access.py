@@ -6,6 +6,7 @@ import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,3 +112,27 @@ class ReadThrottle:
             return ReadDecision(True, int(tokens), int(shared), 0)
         wait = math.ceil((1.0 - tokens) / self._rate) if self._rate > 0 else 60
         return ReadDecision(False, 0, int(shared), max(1, wait))
+
+
+COMPUTE_READ_POLICIES = (("Microsoft.Compute/HighCostGet3Min", 180.0, 190), ("Microsoft.Compute/HighCostGet30Min", 1800.0, 900))
+
+
+class ComputeReadLimits:
+    """Compute's own read throttling, as its ``x-ms-ratelimit-remaining-resource`` header reports it: per subscription,
+    reads left in a rolling 3- and 30-minute window (the limits are the simulator's; Azure's vary by operation)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._reads: dict[str, deque[float]] = {}
+
+    def take(self, subscription_id: str) -> str:
+        """Count one Compute read; the header value after it."""
+        with self._lock:
+            now = self._clock()
+            reads = self._reads.setdefault(subscription_id.lower(), deque())
+            reads.append(now)
+            while reads and now - reads[0] > COMPUTE_READ_POLICIES[-1][1]:
+                reads.popleft()
+            return ",".join(f"{policy};{max(0, limit - sum(1 for at in reads if now - at <= window))}"
+                            for policy, window, limit in COMPUTE_READ_POLICIES)

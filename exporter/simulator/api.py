@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -16,6 +17,7 @@ from .world import Simulator
 
 _T = TypeVar("_T")
 _LOGIN = "https://login.microsoftonline.com/common"
+_SCALE_SET_FILTER = re.compile(r"^'?virtualMachineScaleSet/id'?\s+eq\s+'([^']+)'$", re.IGNORECASE)
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -65,6 +67,8 @@ class ArmApi:
         reply = Reply(200, canned) if canned is not None else self._route(route, path, query, base_url)
         reply.headers["x-ms-ratelimit-remaining-subscription-reads"] = str(decision.remaining)
         reply.headers["x-ms-ratelimit-remaining-subscription-global-reads"] = str(decision.global_remaining)
+        if route is not None and route.provider == "compute":
+            reply.headers["x-ms-ratelimit-remaining-resource"] = self._sim.compute_limits.take(route.subscription_id)
         return reply
 
     def _route(self, route: Route | None, path: str, query: Mapping[str, str], base_url: str) -> Reply:
@@ -86,6 +90,7 @@ class ArmApi:
             "container_group_list": self._container_group_list,
             "container_group": self._container_group,
             "vm_instance_view": self._vm_instance_view,
+            "vm_scale_set_list": self._vm_scale_set_list,
         }
         return handlers.get(route.operation, self._in_pool)(route, path, query, base_url)
 
@@ -98,14 +103,15 @@ class ArmApi:
     def _container_group_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         groups = self._sim.container_groups(route.subscription_id, route.resource_group)
         return self._page([(shapes.container_group_id(group).lower(), group) for group in groups],
-                          lambda group: shapes.container_group(group, False, self._sim.wall), path, query, base_url)
+                          lambda group: shapes.container_group(group, False, self._sim.wall, query["api-version"]),
+                          path, query, base_url)
 
     def _container_group(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         assert route.name is not None and route.resource_group is not None
         group = self._sim.container_group(route.subscription_id, route.resource_group, route.name)
         if group is None:
             return _not_found("Microsoft.ContainerInstance/containerGroups", route.name, route.resource_group)
-        return json_reply(200, shapes.container_group(group, True, self._sim.wall))
+        return json_reply(200, shapes.container_group(group, True, self._sim.wall, query["api-version"]))
 
     def _vm_instance_view(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         assert route.name is not None and route.resource_group is not None
@@ -113,6 +119,24 @@ class ArmApi:
         if vm is None:
             return _not_found("Microsoft.Compute/virtualMachines", route.name, route.resource_group)
         return json_reply(200, shapes.vm_instance_view(vm, self._sim.wall))
+
+    def _vm_scale_set_list(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
+        """VirtualMachines_List: with $filter on a scale set id, that scale set's VMs; $expand=instanceView only with it."""
+        assert route.resource_group is not None
+        match = _SCALE_SET_FILTER.match(query.get("$filter", "").strip())
+        expand = query.get("$expand")
+        if expand is not None and (expand.lower() != "instanceview" or match is None):
+            return error(400, "InvalidParameter", "The $expand=instanceView option can only be specified with a valid $filter option.")
+        if match is None:
+            vms = self._sim.virtual_machines_in(route.subscription_id, route.resource_group)
+        else:
+            parts = match.group(1).strip("/").split("/")
+            if len(parts) != 8 or parts[6].lower() != "virtualmachinescalesets":
+                return error(400, "InvalidParameter", f"The $filter value '{query['$filter']}' is not a scale set id filter.")
+            vms = self._sim.scale_set_virtual_machines(parts[1], parts[3], parts[7])
+        with_view = expand is not None
+        return self._page([(shapes.virtual_machine_id(vm).lower(), vm) for vm in vms],
+                          lambda vm: shapes.virtual_machine(vm, with_view, self._sim.wall), path, query, base_url)
 
     def _in_pool(self, route: Route, path: str, query: Mapping[str, str], base_url: str) -> Reply:
         """A pool, its runtime view, its standby VMs or one of them."""
@@ -128,15 +152,16 @@ class ArmApi:
             if child.lower() != "latest":
                 return _not_found(f"{pool_type}/{route.name}/runtimeViews", child, route.resource_group)
             lowercase = sim.lowercase_states_now()
-            return json_reply(200, shapes.runtime_view(pool, query["api-version"], sim.wall(sim.clock()), lowercase))
+            return json_reply(200, shapes.runtime_view(pool, query["api-version"], sim.wall(sim.clock()), lowercase,
+                                                       sim.wall))
         assert isinstance(pool, VirtualMachinePool)
         if route.operation == "vm_list":
-            return self._page(sorted(pool.members.items()), lambda vm: shapes.standby_virtual_machine(pool, vm),
-                              path, query, base_url)
+            return self._page(sorted(pool.members.items()),
+                              lambda vm: shapes.standby_virtual_machine(pool, vm, sim.wall), path, query, base_url)
         vm = pool.members.get(child.lower())
         if vm is None:
             return _not_found(f"{pool_type}/{route.name}/standbyVirtualMachines", child, route.resource_group)
-        return json_reply(200, shapes.standby_virtual_machine(pool, vm))
+        return json_reply(200, shapes.standby_virtual_machine(pool, vm, sim.wall))
 
     def _pool_body(self, pool: Pool, api_version: str) -> dict[str, Any]:
         if isinstance(pool, ContainerGroupPool):

@@ -15,6 +15,7 @@ VIRTUAL_MACHINE_STATES = (
 )
 # Pool virtual machine state -> the transitional state a new VM passes through after Creating.
 VM_TRANSITION = {"Running": "Starting", "Deallocated": "Deallocating", "Hibernated": "Hibernating"}
+MIX = "Mix"  # a pool keeping VMs in several of the states above, shares set by vmStateDistribution (2026-04-01)
 
 
 def key(*parts: str) -> tuple[str, ...]:
@@ -35,7 +36,6 @@ class Pool:
     zones: list[str] | None
     health: str | None
     forecast: bool
-    forecast_style: int
     dynamic_sizing: bool  # elasticityProfile.dynamicSizing.enabled: the ready target follows the forecast
     refill: bool
     tags: dict[str, str] | None
@@ -113,6 +113,8 @@ class VirtualMachine:
     pool: VirtualMachinePool | None = None
     zone: str | None = None
     claimed_at: float | None = None
+    target_state: str = "Deallocated"  # the VM_TRANSITION key this VM settles in while it waits in the pool
+    scale_set_name: str = ""  # the pool's attached scale set: a pooled VM belongs to it from creation
 
 
 @dataclass(eq=False, kw_only=True)
@@ -121,9 +123,20 @@ class VirtualMachinePool(Pool):
 
     KIND = VIRTUAL_MACHINE
     min_ready_capacity: int | None
-    virtual_machine_state: str
+    virtual_machine_state: str  # a VM_TRANSITION key, or MIX
     scale_set_name: str
+    state_distribution: dict[str, int] | None = None  # MIX pools: percent of ready VMs per VM_TRANSITION key
+    post_provisioning_delay: int | None = None  # seconds a new VM waits after provisioning (2025-10-01+)
     members: dict[str, VirtualMachine] = field(default_factory=dict)
+
+    def next_target_state(self) -> str:
+        """The state a new VM settles in: the pool's, or for MIX the one furthest below its share."""
+        if self.virtual_machine_state != MIX:
+            return self.virtual_machine_state
+        shares = self.state_distribution or {}
+        counts = Counter(vm.target_state for vm in self.members.values() if vm.state != "Deleting")
+        total = sum(counts.values()) + 1
+        return max(shares, key=lambda state: (shares[state] * total / 100 - counts[state], shares[state]))
 
     def zone_counts(self) -> dict[str | None, Counter[str]]:
         counts: dict[str | None, Counter[str]] = {}

@@ -72,9 +72,11 @@ def parse(path: str) -> Route | None:
             return route("container_group_list", "containerinstance")
         if len(tail) == 1 and resource_group:
             return route("container_group", "containerinstance", name=tail[0])
-    if (provider == "microsoft.compute" and resource_type == "virtualmachines" and resource_group
-            and len(tail) == 2 and tail[1].lower() == "instanceview"):
-        return route("vm_instance_view", "compute", name=tail[0])
+    if provider == "microsoft.compute" and resource_type == "virtualmachines" and resource_group:
+        if not tail:
+            return route("vm_scale_set_list", "compute")
+        if len(tail) == 2 and tail[1].lower() == "instanceview":
+            return route("vm_instance_view", "compute", name=tail[0])
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .entities import (
     CONTAINER_GROUP_STATES,
+    MIX,
     VIRTUAL_MACHINE_STATES,
     ContainerGroup,
     ContainerGroupPool,
@@ -54,18 +55,31 @@ def pool_id(pool: Pool) -> str:
             f"/providers/{STANDBY}/{pool.resource_type}/{pool.name}")
 
 
+def system_data(created_epoch: float) -> Json:
+    """ARM's systemData of a resource created (and last modified) at ``created_epoch``."""
+    created = rfc3339(created_epoch)
+    return {
+        "createdBy": "simulator@example.com", "createdByType": "User", "createdAt": created,
+        "lastModifiedBy": "simulator@example.com", "lastModifiedByType": "User", "lastModifiedAt": created,
+    }
+
+
+def iso8601_duration(seconds: int) -> str:
+    """Whole seconds as an ISO 8601 duration in the form Microsoft's examples use (``PT2S``, ``PT2M``, ``PT1H30M``)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M"), (secs, "S")) if value]
+    return "PT" + ("".join(parts) or "0S")
+
+
 def _tracked(pool: Pool, properties: Json, wall: Wall) -> Json:
-    created = rfc3339(wall(pool.created_at))
     return {
         "id": pool_id(pool),
         "name": pool.name,
         "type": f"{STANDBY}/{pool.resource_type}",
         "location": pool.location,
         "tags": dict(pool.tags or {}),
-        "systemData": {
-            "createdBy": "simulator@example.com", "createdByType": "User", "createdAt": created,
-            "lastModifiedBy": "simulator@example.com", "lastModifiedByType": "User", "lastModifiedAt": created,
-        },
+        "systemData": system_data(wall(pool.created_at)),
         "properties": properties,
     }
 
@@ -93,32 +107,45 @@ def container_group_pool(pool: ContainerGroupPool, api_version: str, wall: Wall)
 
 
 def virtual_machine_pool(pool: VirtualMachinePool, api_version: str, wall: Wall) -> Json:
-    """GET .../standbyVirtualMachinePools/{pool}."""
+    """GET .../standbyVirtualMachinePools/{pool}: postProvisioningDelay and dynamicSizing from 2025-10-01,
+    a Mix pool's vmStateDistribution from 2026-04-01."""
     elasticity: Json = {"maxReadyCapacity": pool.max_ready_capacity}
     if pool.min_ready_capacity is not None:
         elasticity["minReadyCapacity"] = pool.min_ready_capacity
     if since(api_version, "2025-10-01"):
+        if pool.post_provisioning_delay is not None:
+            elasticity["postProvisioningDelay"] = iso8601_duration(pool.post_provisioning_delay)
         elasticity["dynamicSizing"] = {"enabled": pool.dynamic_sizing}
-    return _tracked(pool, {
-        "elasticityProfile": elasticity,
-        "virtualMachineState": pool.virtual_machine_state,
-        "attachedVirtualMachineScaleSetId": (
-            f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}"
-            f"/providers/Microsoft.Compute/virtualMachineScaleSets/{pool.scale_set_name}"),
-        "provisioningState": pool.provisioning_state,
-    }, wall)
+    properties: Json = {"elasticityProfile": elasticity, "virtualMachineState": pool.virtual_machine_state}
+    if pool.virtual_machine_state == MIX and pool.state_distribution and since(api_version, "2026-04-01"):
+        properties["vmStateDistribution"] = {
+            f"{state.lower()}Percent": pool.state_distribution.get(state, 0)
+            for state in ("Running", "Deallocated", "Hibernated")
+        }
+    properties["attachedVirtualMachineScaleSetId"] = (
+        f"/subscriptions/{pool.subscription_id}/resourceGroups/{pool.resource_group}"
+        f"/providers/Microsoft.Compute/virtualMachineScaleSets/{pool.scale_set_name}")
+    properties["provisioningState"] = pool.provisioning_state
+    return _tracked(pool, properties, wall)
 
 
-def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool) -> Json:
-    """GET .../{pool}/runtimeViews/latest: counts by (zone and) state, health and forecast by api-version."""
-    states = CONTAINER_GROUP_STATES if isinstance(pool, ContainerGroupPool) else VIRTUAL_MACHINE_STATES
+def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool, wall: Wall) -> Json:
+    """GET .../{pool}/runtimeViews/latest: counts by (zone and) state, health and forecast by api-version.
+
+    VM pools' summaries carry ``zone`` in every stable api-version (Microsoft's 2024-03-01 example is zonal);
+    container group pools' summaries only from 2025-03-01, as do ``status`` and ``prediction``.
+    """
+    container_groups = isinstance(pool, ContainerGroupPool)
+    states = CONTAINER_GROUP_STATES if container_groups else VIRTUAL_MACHINE_STATES
     modern = since(api_version, "2025-03-01")
+    zonal = bool(pool.zones) and (modern or not container_groups)
     counts = pool.zone_counts()
 
     def by_state(counter: Counter[str]) -> list[Json]:
         return [{"state": state.lower() if lowercase else state, "count": counter[state]} for state in states]
 
-    if pool.zones and modern:
+    if zonal:
+        assert pool.zones is not None
         summaries = [{"zone": int(zone) if zone.isdigit() else zone,
                       "instanceCountsByState": by_state(counts.get(zone, Counter()))} for zone in pool.zones]
     else:
@@ -130,7 +157,8 @@ def runtime_view(pool: Pool, api_version: str, now_wall: float, lowercase: bool)
         properties["prediction"] = prediction(pool, now_wall)
     properties["provisioningState"] = pool.provisioning_state
     return {"id": f"{pool_id(pool)}/runtimeViews/latest", "name": "latest",
-            "type": f"{STANDBY}/{pool.resource_type}/runtimeViews", "properties": properties}
+            "type": f"{STANDBY}/{pool.resource_type}/runtimeViews", "systemData": system_data(wall(pool.created_at)),
+            "properties": properties}
 
 
 def _demand_wave(hour: int) -> float:
@@ -149,9 +177,11 @@ def ready_target(pool: Pool, now_wall: float) -> int:
 
 def prediction(pool: Pool, now_wall: float) -> Json:
     """A 12-hour forecast starting at the next full hour, and the 12 hours before it as recent history
-    (chronological: the last element is the hour right before the forecast starts); forecastInfo in one of
-    two key styles: camelCase with the history as a JSON string (Microsoft's REST examples), PascalCase
-    with an array (Microsoft's prediction article)."""
+    (chronological: the last element is the hour right before the forecast starts).
+
+    ``forecastInfo`` is a JSON string in Microsoft's shape: camelCase keys, the recent history itself a JSON
+    string (``{"forecastAccuracy": 85, "seriesUnitIntervalInMins": 60, "instancesRequestedCount_recentHistory": "[9, 4]"}``).
+    """
     start_hour = int(now_wall // 3600) + 1
     rng = random.Random(f"{pool.name.lower()}/{start_hour}")
 
@@ -160,14 +190,8 @@ def prediction(pool: Pool, now_wall: float) -> Json:
 
     values = [demand(start_hour + i) for i in range(12)]
     history = [demand(start_hour - 12 + i) for i in range(12)]
-    accuracy = rng.randint(70, 95)
-    info: Json
-    if pool.forecast_style == 0:
-        info = {"forecastAccuracy": accuracy, "seriesUnitIntervalInMins": 60,
-                "instancesRequestedCount_recentHistory": json.dumps(history)}
-    else:
-        info = {"SeriesUnitIntervalInMins": 60, "InstancesRequestedCountRecentHistory": history,
-                "ForecastAccuracy": float(accuracy)}
+    info = {"forecastAccuracy": rng.randint(70, 95), "seriesUnitIntervalInMins": 60,
+            "instancesRequestedCount_recentHistory": json.dumps(history)}
     return {
         "forecastValues": {"instancesRequestedCount": values},
         "forecastStartTime": datetime.fromtimestamp(start_hour * 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -208,14 +232,27 @@ def _container_instance_view(group: ContainerGroup, state: str, wall: Wall) -> J
     return {"restartCount": 0, "currentState": current, "events": events}
 
 
+def _group_events(group: ContainerGroup, state: str, wall: Wall) -> list[Json]:
+    """Group-level events: none while Running (as Microsoft's Learn sample shows), one while Pending or
+    Failed (as Microsoft's ContainerGroupsGet_Failed example shows for a Pending group)."""
+    if state == "Pending":
+        return [_event("Pending", "Waiting for the container group's resources to be allocated.", wall(group.created_at))]
+    if state == "Failed":
+        return [_event("Failed", "A container of the group exited with code 1.", wall(group.ready_at + 60.0))]
+    return []
+
+
 def container_group_id(group: ContainerGroup) -> str:
     """Resource id of a container group; ACI reports the resource group lower-cased."""
     return (f"/subscriptions/{group.subscription_id}/resourceGroups/{group.resource_group.lower()}"
             f"/providers/Microsoft.ContainerInstance/containerGroups/{group.name}")
 
 
-def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall) -> Json:
-    """A container group; the list form has no instanceView anywhere, the GET form has both."""
+def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall, api_version: str) -> Json:
+    """A container group; the list form has no instanceView anywhere, the GET form has both.
+
+    ``isCreatedFromStandbyPool`` (read-only) from api-version 2025-09-01, as Microsoft's examples of it show.
+    """
     provisioning, state, container_state = _status(group)
     provisioning = group.overrides.get("provisioning_state", provisioning)
     state = group.overrides.get("state", state)
@@ -238,9 +275,11 @@ def container_group(group: ContainerGroup, with_instance_view: bool, wall: Wall)
         "ipAddress": address,
         "osType": "Linux",
     }
+    if since(api_version, "2025-09-01"):
+        properties["isCreatedFromStandbyPool"] = group.pool is not None
     if with_instance_view:
         container["instanceView"] = _container_instance_view(group, container_state, wall)
-        properties["instanceView"] = {"events": [], "state": state}
+        properties["instanceView"] = {"events": _group_events(group, state, wall), "state": state}
     body: Json = {
         "id": container_group_id(group),
         "name": group.name,
@@ -260,12 +299,13 @@ def virtual_machine_id(vm: VirtualMachine) -> str:
             f"/providers/Microsoft.Compute/virtualMachines/{vm.name}")
 
 
-def standby_virtual_machine(pool: VirtualMachinePool, vm: VirtualMachine) -> Json:
+def standby_virtual_machine(pool: VirtualMachinePool, vm: VirtualMachine, wall: Wall) -> Json:
     """One entry of .../standbyVirtualMachinePools/{pool}/standbyVirtualMachines."""
     return {
         "id": f"{pool_id(pool)}/standbyVirtualMachines/{vm.name}",
         "name": vm.name,
         "type": f"{STANDBY}/{pool.resource_type}/standbyVirtualMachines",
+        "systemData": system_data(wall(vm.created_at)),
         "properties": {"virtualMachineResourceId": virtual_machine_id(vm), "provisioningState": "Succeeded"},
     }
 
@@ -278,6 +318,25 @@ _POWER_STATES = {  # VM state -> (PowerState code, display status)
     "Hibernating": ("deallocating", "VM deallocating"),
     "Hibernated": ("deallocated", "VM deallocated"),
 }
+
+
+def scale_set_id(vm: VirtualMachine) -> str:
+    """Resource id of the scale set a VM belongs to."""
+    return (f"/subscriptions/{vm.subscription_id}/resourceGroups/{vm.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachineScaleSets/{vm.scale_set_name}")
+
+
+def virtual_machine(vm: VirtualMachine, with_instance_view: bool, wall: Wall) -> Json:
+    """An item of GET .../virtualMachines?$filter='virtualMachineScaleSet/id' eq '...'(&$expand=instanceView)."""
+    properties: Json = {"virtualMachineScaleSet": {"id": scale_set_id(vm)},
+                        "provisioningState": "Creating" if vm.state == "Creating" else "Succeeded"}
+    if with_instance_view:
+        properties["instanceView"] = vm_instance_view(vm, wall)
+    body: Json = {"id": virtual_machine_id(vm), "name": vm.name, "type": "Microsoft.Compute/virtualMachines",
+                  "location": vm.location, "properties": properties}
+    if vm.zone is not None:
+        body["zones"] = [vm.zone]
+    return body
 
 
 def vm_instance_view(vm: VirtualMachine, wall: Wall) -> Json:

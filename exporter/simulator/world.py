@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from . import shapes
-from .access import ReadThrottle, TokenIssuer
+from .access import ComputeReadLimits, ReadThrottle, TokenIssuer
 from .entities import (
+    MIX,
     POOL_RESOURCE_TYPES,
     VM_TRANSITION,
     ContainerGroup,
@@ -39,7 +40,6 @@ class _PoolFields(TypedDict):
     zones: list[str] | None
     health: str | None
     forecast: bool
-    forecast_style: int
     dynamic_sizing: bool
     refill: bool
     tags: dict[str, str] | None
@@ -90,6 +90,7 @@ class Simulator:
         self.faults = FaultSet()
         self.tokens = TokenIssuer(clock)
         self.throttle = ReadThrottle(read_bucket, read_refill_per_second, clock)
+        self.compute_limits = ComputeReadLimits(clock)
         self.requests: list[RequestRecord] = []
         # Bodies served as they are: (lower-cased path, api-version) -> JSON bytes, e.g. Microsoft's REST examples.
         self.verbatim: dict[tuple[str, str], bytes] = {}
@@ -99,7 +100,6 @@ class Simulator:
         self._noise = random.Random(f"{seed}/noise")
         self._wall_offset = time.time() - clock()
         self._last_tick = clock()
-        self._forecast_pools = 0
         self._pools: dict[tuple[str, ...], Pool] = {}
         self._container_groups: dict[tuple[str, ...], ContainerGroup] = {}
         # The same container groups by (subscription, resource group): a list page reads one group, not all.
@@ -192,11 +192,16 @@ class Simulator:
         refill: bool = True,
         tags: dict[str, str] | None = None,
         dynamic_sizing: bool = False,
+        state_distribution: dict[str, int] | None = None,
+        post_provisioning_delay: int | None = None,
     ) -> VirtualMachinePool:
-        """Add a VM pool with ``running`` ready VMs (in ``virtual_machine_state``; None: full);
-        ``dynamic_sizing`` as for :meth:`add_container_group_pool`."""
-        if virtual_machine_state not in VM_TRANSITION:
-            raise ValueError(f"virtual_machine_state must be one of {sorted(VM_TRANSITION)}")
+        """Add a VM pool with ``running`` ready VMs (in ``virtual_machine_state``; None: full); ``dynamic_sizing`` as
+        for :meth:`add_container_group_pool`.
+
+        A ``Mix`` pool needs ``state_distribution``: percent per kept state (Running, Deallocated, Hibernated),
+        summing to 100. ``post_provisioning_delay`` (seconds) lengthens every new VM's creation.
+        """
+        _check_vm_states(virtual_machine_state, state_distribution)
         with self.lock:
             pool = VirtualMachinePool(
                 **self._pool_fields(subscription_id, resource_group, name, location, max_ready_capacity,
@@ -204,6 +209,8 @@ class Simulator:
                 min_ready_capacity=min_ready_capacity,
                 virtual_machine_state=virtual_machine_state,
                 scale_set_name=scale_set_name,
+                state_distribution=dict(state_distribution) if state_distribution else None,
+                post_provisioning_delay=post_provisioning_delay,
             )
             self._add_pool(pool)
             now = self.clock()
@@ -336,6 +343,17 @@ class Simulator:
         """A VM created by a pool (still pooled or recently claimed), or None."""
         return self._virtual_machines.get(key(subscription_id, resource_group, name))
 
+    def virtual_machines_in(self, subscription_id: str, resource_group: str) -> list[VirtualMachine]:
+        """Every VM of a resource group (pooled or recently claimed)."""
+        wanted = key(subscription_id, resource_group)
+        return [vm for vm in self._virtual_machines.values() if key(vm.subscription_id, vm.resource_group) == wanted]
+
+    def scale_set_virtual_machines(self, subscription_id: str, resource_group: str, scale_set: str) -> list[VirtualMachine]:
+        """VMs of a scale set: pooled ones and recently claimed (in-service) ones."""
+        wanted = key(subscription_id, resource_group, scale_set)
+        return [vm for vm in self._virtual_machines.values()
+                if key(vm.subscription_id, vm.resource_group, vm.scale_set_name) == wanted]
+
     def lowercase_states_now(self) -> bool:
         """Seeded coin flip: should this runtime view spell states in lower case, as some Azure examples do?"""
         return self._noise.random() < self.lowercase_states
@@ -348,13 +366,10 @@ class Simulator:
         dynamic_sizing: bool,
     ) -> _PoolFields:
         forecast = forecast or dynamic_sizing  # dynamic sizing follows Azure's forecast
-        style = self._forecast_pools % 2
-        self._forecast_pools += int(forecast)
         return _PoolFields(
             subscription_id=subscription_id.lower(), resource_group=resource_group, name=name, location=location,
             max_ready_capacity=max_ready_capacity, zones=list(zones) if zones else None, health=health,
-            forecast=forecast, forecast_style=style, dynamic_sizing=dynamic_sizing, refill=refill, tags=tags,
-            created_at=self.clock(),
+            forecast=forecast, dynamic_sizing=dynamic_sizing, refill=refill, tags=tags, created_at=self.clock(),
         )
 
     def _add_pool(self, pool: Pool) -> None:
@@ -414,10 +429,12 @@ class Simulator:
     def _new_virtual_machine(self, pool: VirtualMachinePool, now: float, ready: bool = False) -> VirtualMachine:
         name = self._unique_name(pool.scale_set_name, self._virtual_machines, pool)
         created_at, ready_at = self._lifetime(now, ready)
+        target = pool.next_target_state()
         vm = VirtualMachine(
             subscription_id=pool.subscription_id, resource_group=pool.resource_group, name=name,
             location=pool.location, created_at=created_at, pool=pool, zone=pool.least_used_zone(),
-            state=pool.virtual_machine_state if ready else "Creating", state_until=None if ready else ready_at,
+            state=target if ready else "Creating", target_state=target, scale_set_name=pool.scale_set_name,
+            state_until=None if ready else ready_at + (pool.post_provisioning_delay or 0),
         )
         pool.members[name.lower()] = vm
         self._virtual_machines[key(pool.subscription_id, pool.resource_group, name)] = vm
@@ -438,14 +455,13 @@ class Simulator:
                 self._drop_group(key(group.subscription_id, group.resource_group, group.name))
 
     def _advance_virtual_machines(self, pool: VirtualMachinePool, now: float) -> None:
-        transition = VM_TRANSITION[pool.virtual_machine_state]
         for vm in pool.members.values():
             if vm.state_until is None or now < vm.state_until:
                 continue
             if vm.state == "Creating":
-                vm.state, vm.state_until = transition, now + (vm.state_until - vm.created_at) / 2
+                vm.state, vm.state_until = VM_TRANSITION[vm.target_state], now + (vm.state_until - vm.created_at) / 2
             else:
-                vm.state, vm.state_until = pool.virtual_machine_state, None
+                vm.state, vm.state_until = vm.target_state, None
 
     def _claim(self, pool: Pool, count: int | None, now: float, ready_only: bool = True) -> list[str]:
         """Hand out ``count`` members (None: all), oldest first; only ready ones unless ``ready_only`` is off."""
@@ -456,7 +472,7 @@ class Simulator:
                 group.phase, group.gone_at = "Deleting", now + self.deleting_seconds
             return [group.name for group in chosen_groups]
         assert isinstance(pool, VirtualMachinePool)
-        vms = [vm for vm in pool.members.values() if not ready_only or vm.state == pool.virtual_machine_state]
+        vms = [vm for vm in pool.members.values() if not ready_only or vm.state == vm.target_state]
         chosen_vms = sorted(vms, key=lambda vm: vm.created_at)[:count]
         for vm in chosen_vms:
             del pool.members[vm.name.lower()]
@@ -473,3 +489,15 @@ class Simulator:
             live = sum(1 for vm in pool.members.values() if vm.state != "Deleting")
             for _ in range(target - live):
                 self._new_virtual_machine(pool, now)
+
+
+def _check_vm_states(virtual_machine_state: str, state_distribution: dict[str, int] | None) -> None:
+    """A pool keeps one VM_TRANSITION state, or MIX with percentages of them that sum to 100."""
+    if virtual_machine_state == MIX:
+        if (not state_distribution or set(state_distribution) - set(VM_TRANSITION)
+                or sum(state_distribution.values()) != 100 or min(state_distribution.values()) < 0):
+            raise ValueError(f"a Mix pool needs state_distribution: percent per {sorted(VM_TRANSITION)}, summing to 100")
+    elif virtual_machine_state not in VM_TRANSITION:
+        raise ValueError(f"virtual_machine_state must be one of {sorted(VM_TRANSITION)} or {MIX}")
+    elif state_distribution is not None:
+        raise ValueError("state_distribution applies only to a Mix pool")

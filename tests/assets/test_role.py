@@ -17,6 +17,7 @@ EXPORTER_READS = {
     "Microsoft.StandbyPool/standbyVirtualMachinePools/runtimeViews/read",
     "Microsoft.StandbyPool/standbyVirtualMachinePools/standbyVirtualMachines/read",
     "Microsoft.ContainerInstance/containerGroups/read",
+    "Microsoft.Compute/virtualMachines/read",
     "Microsoft.Compute/virtualMachines/instanceView/read",
 }
 

@@ -95,7 +95,7 @@ def test_a_malformed_list_item_costs_only_itself_and_is_named_once(simulator, st
     sim, server = simulator
     sim.add_container_group_pool(SUB, RG, "web", max_ready_capacity=2, running=2, creating=0)
     with sim.lock:
-        items = [shapes.container_group(group, False, sim.wall) for group in sim.container_groups(SUB, RG)]
+        items = [shapes.container_group(group, False, sim.wall, "2025-09-01") for group in sim.container_groups(SUB, RG)]
     bad_id = f"{CONTAINER_GROUPS}/web_broken"
     items.append({"id": bad_id, "name": 42, "properties": {"provisioningState": "Succeeded"}})  # a name that is not a string
     sim.serve_verbatim(CONTAINER_GROUPS, "2025-09-01", json.dumps({"value": items}).encode())

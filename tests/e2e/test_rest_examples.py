@@ -104,7 +104,12 @@ def test_microsofts_examples_give_every_pool_up_with_exact_counts(version: str, 
         assert exporter.value("azure_standby_pool_max_ready_capacity", **vm) == 304
         assert exporter.value("azure_standby_pool_min_ready_capacity", **vm) == 300
         assert exporter.value("azure_standby_pool_provisioning_state", state="Succeeded", **vm) == 1
-        assert exporter.value("azure_standby_pool_info", virtual_machine_state="Running", scale_set="myVmss", **vm) == 1
+        assert exporter.value("azure_standby_pool_info", virtual_machine_state="Running", scale_set="myVmss", zones="", **vm) == 1
+        # what the pool resource says beyond capacity: zones (2025-10-01+ examples), postProvisioningDelay PT2S (2025-10-01+)
+        zonal = version >= "2025-10-01"
+        assert exporter.value("azure_standby_pool_info", zones="1,2,3" if zonal else "", **cg) == 1
+        assert exporter.value("azure_standby_pool_post_provisioning_delay_seconds", **vm) == (2.0 if zonal else None)
+        assert exporter.samples("azure_standby_pool_vm_state_distribution_ratio") == []  # no Mix pool in these examples
         assert exporter.value("azure_standby_pool_member_read_failures", **vm) == 0
         members = {labels["member"]: value for labels, value in exporter.samples("azure_standby_pool_member_in_pool")}
         skipped = [line for line in exporter.lines if 'msg="malformed list item skipped"' in line]

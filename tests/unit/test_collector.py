@@ -49,7 +49,7 @@ def healthy_zonal() -> PoolStatus:
         resource_up=True,
         members_up=True,
         data=PoolData(
-            pool=model.Pool("web", "westeurope", "Succeeded", 4),
+            pool=model.Pool("web", "westeurope", "Succeeded", 4, zones=("1", "2")),
             runtime=model.RuntimeView(
                 (model.InstanceCount("1", "Creating", 1), model.InstanceCount("1", "Running", 2), model.InstanceCount("1", "Deleting", 0),
                  model.InstanceCount("2", "Creating", 0), model.InstanceCount("2", "Running", 1), model.InstanceCount("2", "Deleting", 0)),
@@ -79,7 +79,7 @@ def vm_pool_with_forecast() -> PoolStatus:
         members_up=True,
         data=PoolData(
             pool=model.Pool("vmpool", "eastus", "Succeeded", 3, min_ready_capacity=1, virtual_machine_state="Deallocated", scale_set="vmss-web",
-                            dynamic_sizing=True),
+                            post_provisioning_delay_seconds=120.0, dynamic_sizing=True),
             runtime=model.RuntimeView(
                 tuple(model.InstanceCount("", state, 2 if state == "Deallocated" else 0) for state in model.VIRTUAL_MACHINE_POOL_STATES),
                 "Succeeded",
@@ -91,6 +91,32 @@ def vm_pool_with_forecast() -> PoolStatus:
                 model.Member("vm-a", "Succeeded", "deallocated", True, in_pool=True),
                 model.Member("vm-b", "Succeeded", "running", False, in_pool=False),
             ),
+        ),
+    )
+
+
+def mix_vm_pool() -> PoolStatus:
+    """A Mix pool as Microsoft's 2026-04-01 StandbyVirtualMachinePools_Get_MixState example describes it."""
+    return PoolStatus(
+        PoolRef(SUB, "rgstandbypool", "pool", "virtual_machine"),
+        polled=True,
+        up=True,
+        last_success=1_764_100_000.0,
+        poll_duration=0.5,
+        resource_up=True,
+        members_up=True,
+        data=PoolData(
+            pool=model.Pool("pool", "West US", "Succeeded", 304, min_ready_capacity=300, virtual_machine_state="Mix",
+                            scale_set="myVmss", post_provisioning_delay_seconds=2.0,
+                            vm_state_distribution=(model.StateShare("Running", 0.2), model.StateShare("Deallocated", 0.8),
+                                                   model.StateShare("Hibernated", 0.0))),
+            runtime=model.RuntimeView(
+                tuple(model.InstanceCount("", state, {"Running": 2, "Deallocated": 8}.get(state, 0))
+                      for state in model.VIRTUAL_MACHINE_POOL_STATES),
+                "Succeeded",
+                "healthy",
+            ),
+            members=(),
         ),
     )
 
@@ -137,6 +163,7 @@ def snapshot(*pools: PoolStatus) -> Snapshot:
         ("healthy_zonal.prom", (healthy_zonal(),)),
         ("mixed.prom", (healthy_zonal(), stale_failed(), partial(), never_polled())),
         ("virtual_machine.prom", (vm_pool_with_forecast(),)),
+        ("virtual_machine_mix.prom", (mix_vm_pool(),)),
     ],
 )
 def test_exposition_matches_golden_file(golden: str, pools: tuple[PoolStatus, ...]) -> None:

@@ -45,12 +45,13 @@ def nasty_snapshot(values: dict[str, str]) -> tuple[Snapshot, list[tuple[str, di
         model.InstanceCount(values["zone"], values["state"], 1),
     )
     data = PoolData(
-        pool=model.Pool(values["pool"], values["location"], values["provisioning_state"], 3),
+        pool=model.Pool(values["pool"], values["location"], values["provisioning_state"], 3, zones=(values["zone"], "2")),
         runtime=model.RuntimeView(counts, values["provisioning_state"], values["health"]),
         members=(model.Member(values["member"], values["member_state"], "Running", True),),
     )
     vm_data = PoolData(
-        pool=model.Pool(values["pool"], values["location"], "Succeeded", 2, 1, values["vm_state"], values["scale_set"]),
+        pool=model.Pool(values["pool"], values["location"], "Succeeded", 2, 1, values["vm_state"], values["scale_set"],
+                        vm_state_distribution=(model.StateShare(values["state"], 0.5),)),
         runtime=model.RuntimeView((model.InstanceCount("", "Running", 1),), "Succeeded", None),
         members=(model.Member(values["member"], "Succeeded", "running", False, in_pool=True),),
     )
@@ -68,9 +69,11 @@ def nasty_snapshot(values: dict[str, str]) -> tuple[Snapshot, list[tuple[str, di
         ("azure_standby_pool_instances", {**pool, "availability_zone": values["zone"], "state": values["state"]}),
         ("azure_standby_pool_provisioning_state", {**pool, "state": values["provisioning_state"]}),
         ("azure_standby_pool_health_state", {**pool, "state": values["health"]}),
-        ("azure_standby_pool_info", {**pool, "location": values["location"], "virtual_machine_state": "", "scale_set": ""}),
+        ("azure_standby_pool_info", {**pool, "location": values["location"], "virtual_machine_state": "", "scale_set": "",
+                                     "zones": f"{values['zone']},2"}),
         ("azure_standby_pool_info", {**vm, "location": values["location"], "virtual_machine_state": values["vm_state"],
-                                     "scale_set": values["scale_set"]}),
+                                     "scale_set": values["scale_set"], "zones": ""}),
+        ("azure_standby_pool_vm_state_distribution_ratio", {**vm, "state": values["state"]}),
         ("azure_standby_pool_members", {**pool, "provisioning_state": values["member_state"]}),
         ("azure_standby_pool_member_ready", {**pool, "member": values["member"]}),
         ("azure_standby_pool_member_in_pool", {**vm, "member": values["member"]}),
@@ -136,7 +139,8 @@ def _parsed_snapshot(nasty: str) -> tuple[Snapshot, list[tuple[str, dict[str, st
         "provisioningState": "Succeeded", "status": {"code": f"HealthState/h{nasty}"},
     }})))
     pool = model.parse_pool(json.loads(json.dumps({"name": "p", "location": f"l{nasty}", "properties": {
-        "provisioningState": f"p{nasty}", "elasticityProfile": {"maxReadyCapacity": 1}}})))
+        "provisioningState": f"p{nasty}", "elasticityProfile": {"maxReadyCapacity": 1}, "zones": [f"z{nasty}"],
+        "vmStateDistribution": {f"d{nasty}Percent": 10}}})))
     member = model.parse_member(json.loads(json.dumps({"name": f"pool_{nasty}", "properties": {
         "provisioningState": f"m{nasty}", "instanceView": {"state": "Running"}, "containers": []}})))
     listed = model.parse_listed_pool({"id": f"/subscriptions/{SUB}/resourceGroups/rg{nasty}/providers/"
@@ -150,7 +154,9 @@ def _parsed_snapshot(nasty: str) -> tuple[Snapshot, list[tuple[str, dict[str, st
         ("azure_standby_pool_instances", {**labels, "availability_zone": f"z{nasty}", "state": f"s{nasty}"}),
         ("azure_standby_pool_health_state", {**labels, "state": f"h{nasty}"}),
         ("azure_standby_pool_provisioning_state", {**labels, "state": f"p{nasty}"}),
-        ("azure_standby_pool_info", {**labels, "location": f"l{nasty}", "virtual_machine_state": "", "scale_set": ""}),
+        ("azure_standby_pool_info", {**labels, "location": f"l{nasty}", "virtual_machine_state": "", "scale_set": "",
+                                     "zones": f"z{nasty}"}),
+        ("azure_standby_pool_vm_state_distribution_ratio", {**labels, "state": f"d{nasty}"}),
         ("azure_standby_pool_members", {**labels, "provisioning_state": f"m{nasty}"}),
         ("azure_standby_pool_member_ready", {**labels, "member": f"pool_{nasty}"}),
     ]

@@ -141,16 +141,22 @@ def test_canonical(value: str, expected: str) -> None:
 
 # -- virtual machine pools, forecasts and discovery (every stable api-version's shape) --------------
 
+TEST_VMSS = ("/subscriptions/f8da6e30-a9d8-48ab-b05c-3f7fe482e13b/resourceGroups/test-standbypool/providers/Microsoft.Compute"
+             "/virtualMachineScaleSets/test-vmss")
+MIX_40_60 = (model.StateShare("Running", 0.4), model.StateShare("Deallocated", 0.6), model.StateShare("Hibernated", 0.0))
+
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("vm_pool_2024-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, None, "Running", "test-vmss")),
-        ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss")),
-        ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss")),
-        ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss")),
-        ("cg_pool_2025-03-01.json", model.Pool("testCGPool", "westus", "Succeeded", 688)),
-        ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688, dynamic_sizing=True)),
+        ("vm_pool_2024-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, None, "Running", "test-vmss", scale_set_id=TEST_VMSS)),
+        ("vm_pool_2025-03-01.json", model.Pool("testPool", "eastus", "Succeeded", 304, 300, "Hibernated", "test-vmss", scale_set_id=TEST_VMSS)),
+        ("vm_pool_2025-10-01.json", model.Pool("testPool", "eastus", "Succeeded", 20, 5, "Deallocated", "test-vmss", scale_set_id=TEST_VMSS,
+                                               post_provisioning_delay_seconds=120.0)),
+        ("vm_pool_2026-04-01_mix.json", model.Pool("testPool", "eastus", "Failed", 10, 2, "Mix", "test-vmss", scale_set_id=TEST_VMSS,
+                                                   vm_state_distribution=MIX_40_60)),
+        ("cg_pool_2025-03-01.json", model.Pool("testCGPool", "westus", "Succeeded", 688, zones=("1", "2", "3"))),
+        ("cg_pool_2025-10-01_zonal.json", model.Pool("testCGPool", "eastus", "Succeeded", 688, zones=("1", "2", "3"), dynamic_sizing=True)),
         ("cg_pool_2026-04-01.json", model.Pool("testCGPool", "westus", "Canceled", 0)),
     ],
 )
@@ -342,3 +348,63 @@ def test_the_2024_03_01_standby_vm_example_with_its_provider_typo_is_a_model_err
     [item] = json.loads((path / "StandbyVirtualMachines_ListByStandbyVirtualMachinePoolResource.json").read_text())["responses"]["200"]["body"]["value"]
     with pytest.raises(model.ModelError, match="virtualMachineResourceId"):
         model.parse_virtual_machine_ref(item)
+
+
+# -- what the pool resource says beyond capacity: zones, postProvisioningDelay, vmStateDistribution --------
+
+EXAMPLES = ARM / "rest_examples"
+
+
+def example_pools(path: str) -> list[Any]:
+    body = json.loads((EXAMPLES / path).read_text(encoding="utf-8"))["responses"]["200"]["body"]
+    return list(body["value"]) if "value" in body else [body]
+
+
+def test_microsofts_mix_pool_example() -> None:
+    [pool] = [model.parse_pool(body) for body in example_pools("2026-04-01/StandbyVirtualMachinePools_Get_MixState.json")]
+    assert pool.virtual_machine_state == "Mix" and pool.post_provisioning_delay_seconds == 2.0
+    assert pool.vm_state_distribution == (model.StateShare("Running", 0.2), model.StateShare("Deallocated", 0.8),
+                                          model.StateShare("Hibernated", 0.0))
+
+
+@pytest.mark.parametrize(("example", "zones", "delay"), [
+    ("2024-03-01/StandbyContainerGroupPools_ListByResourceGroup.json", (), None),
+    ("2025-10-01/StandbyContainerGroupPools_ListByResourceGroup.json", ("1", "2", "3"), None),
+    ("2024-03-01/StandbyVirtualMachinePools_ListBySubscription.json", (), None),
+    ("2025-10-01/StandbyVirtualMachinePools_ListByResourceGroup.json", (), 2.0),
+    ("2026-04-01/StandbyVirtualMachinePools_ListByResourceGroup.json", (), 2.0),
+])
+def test_zones_and_post_provisioning_delay_of_microsofts_examples(example: str, zones: tuple[str, ...], delay: float | None) -> None:
+    for pool in map(model.parse_pool, example_pools(example)):
+        assert (pool.zones, pool.post_provisioning_delay_seconds, pool.vm_state_distribution) == (zones, delay, ())
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("PT2S", 2.0), ("PT2M", 120.0), ("PT1H30M", 5400.0), ("P1DT2H", 93600.0), ("P1W", 604800.0), ("pt0.5s", 0.5),
+    ("P", None), ("PT", None), ("PT2X", None), ("2S", None), ("P1Y", None), ("PT" + "9" * 400 + "S", None), (5, None), (None, None),
+])
+def test_iso8601_durations(value: object, seconds: float | None) -> None:
+    assert model.parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(("distribution", "expected"), [
+    ({"runningPercent": 100, "deallocatedPercent": 0, "hibernatedPercent": 0}, {"Running": 1.0, "Deallocated": 0.0, "Hibernated": 0.0}),
+    ({"RunningPercent": 50}, {"Running": 0.5, "Deallocated": 0.0, "Hibernated": 0.0}),  # absent states read as 0
+    ({"stoppedPercent": 10, "runningPercent": 90}, {"Running": 0.9, "Deallocated": 0.0, "Hibernated": 0.0, "stopped": 0.1}),
+    ({"runningPercent": "20", "deallocatedPercent": 120, "Percent": 5, "running": 3}, {}),  # nothing readable
+    ([{"state": "Running", "count": 4}], {}),  # not the swagger's object
+    (None, {}),
+])
+def test_state_distribution_is_read_leniently(distribution: object, expected: dict[str, float]) -> None:
+    body = load("vm_pool_2026-04-01_mix.json")
+    body["properties"]["vmStateDistribution"] = distribution
+    assert {share.state: share.ratio for share in model.parse_pool(body).vm_state_distribution} == expected
+
+
+@pytest.mark.parametrize(("zones", "expected"), [
+    (["1", "2", "3"], ("1", "2", "3")), ([1, 2], ("1", "2")), ([], ()), ("1,2", ()), ([None, True, "", "3"], ("3",)),
+])
+def test_zones_are_read_leniently(zones: object, expected: tuple[str, ...]) -> None:
+    body = load("cg_pool_2025-03-01.json")
+    body["properties"]["zones"] = zones
+    assert model.parse_pool(body).zones == expected
