@@ -20,14 +20,14 @@ install: $(STAMP)
 demo: install
 	$(BIN)/standby-pool-exporter --demo --web.listen-address=$(LISTEN)
 
-## The whole suite: unit, end-to-end (simulator + real exporter process + real azure-identity), promtool;
-## prints the slowest tests.
-test: install promtool chromium
+## The whole suite: lint and types, unit, end-to-end (simulator + real exporter process + real
+## azure-identity), promtool, a real Prometheus, a real browser; prints the slowest tests.
+test: install promtool chromium lint
 	$(BIN)/python -m pytest -q --durations=15
 
-## ruff (lint and import order) and mypy --strict on exporter/; part of `make test`.
+## ruff (lint and import order) on the tree and mypy --strict on exporter/; part of `make test`.
 lint: install
-	$(BIN)/ruff check exporter tests bench docs grafana deploy
+	$(BIN)/ruff check exporter tests bench docs grafana deploy tools
 	$(BIN)/mypy
 
 ## A developer's loop: everything but the tests marked slow (soak, real Prometheus).

@@ -101,13 +101,16 @@ def test_token_is_fetched_once_reused_and_never_logged(two_pools: tuple[Simulato
 
     sim.tokens.issue = recording_issue  # type: ignore[method-assign]
     exporter = start_exporter(pool_config(server, ("rg-one", "web")), server)
-    exporter.wait_for(lambda: (exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200") or 0) >= 3, what="three cycles")
+    def runtime_reads() -> float:
+        return exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200") or 0
+
+    exporter.wait_for(lambda: runtime_reads() >= 3, what="three cycles")
     assert len(issued) == 1
     assert all(r.status != 401 for r in sim.requests if r.operation != "token")
     sim.revoke_tokens()  # 401 mid-run: refreshed once, retried once
     exporter.wait_for(lambda: len(issued) == 2, what="token refresh")
     before = exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200")
-    exporter.wait_for(lambda: exporter.value("azure_standby_pool_arm_requests_total", subscription_id=SUB, operation="runtime_view", code="200") > before, what="polls after refresh")
+    exporter.wait_for(lambda: runtime_reads() > before, what="polls after refresh")
     assert up(exporter, "web") == 1
     body = exporter.metrics_text() + exporter.get("/").text + exporter.get("/status.json").text
     assert exporter.stop() == 0
@@ -237,7 +240,7 @@ def test_overlapping_cycles_are_skipped_and_counted(two_pools: tuple[Simulator, 
     exporter.wait_for(lambda: (exporter.value("azure_standby_pool_poll_cycles_skipped_total") or 0) >= 1, timeout=15, what="a skipped cycle")
     runtime_views = [r for r in sim.requests if r.operation == "runtime_view"]
     starts = sorted(r.time for r in runtime_views)
-    assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:]))  # never stacked: one cycle at a time
+    assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:], strict=False))  # never stacked: one cycle at a time
     assert any("poll cycle skipped" in line for line in exporter.lines)
 
 
@@ -285,7 +288,8 @@ def test_demo_serves_live_metrics_within_ten_seconds() -> None:
         running_series = ""
         while time.monotonic() - started < 10 and not running_series:
             text = requests.get(f"http://{address}/metrics", timeout=5).text
-            running_series = "\n".join(line for line in text.splitlines() if line.startswith("azure_standby_pool_instances") and 'state="Running"' in line)
+            running_series = "\n".join(line for line in text.splitlines()
+                                       if line.startswith("azure_standby_pool_instances") and 'state="Running"' in line)
             time.sleep(0.2)
         assert running_series, "no instance counts within 10 s"
         assert time.monotonic() - started < 10

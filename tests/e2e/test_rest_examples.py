@@ -81,7 +81,8 @@ def test_microsofts_examples_give_every_pool_up_with_exact_counts(version: str, 
         config = {
             "azure": {"resource_manager_endpoint": server.url, "api_versions": {"standby_pool": version}},
             "polling": {"interval": "1s", "timeout": "2s", "stale_after": "1m"},
-            "pools": [{"subscription_id": SUB, "resource_group": RG, "name": "pool", "kind": kind} for kind in ("container_group", "virtual_machine")],
+            "pools": [{"subscription_id": SUB, "resource_group": RG, "name": "pool", "kind": kind}
+                      for kind in ("container_group", "virtual_machine")],
         }
         exporter = start_exporter(config, server)
         cg, vm = {"pool_kind": "container_group"}, {"pool_kind": "virtual_machine"}

@@ -49,7 +49,8 @@ def server() -> Iterator[ScriptedServer]:
         yield scripted
 
 
-def client_for(server: ScriptedServer, credential: FakeCredential | None = None, rate: float = 0, burst: int = 1) -> tuple[ArmClient, list[float], ArmStats]:
+def client_for(server: ScriptedServer, credential: FakeCredential | None = None, rate: float = 0,
+               burst: int = 1) -> tuple[ArmClient, list[float], ArmStats]:
     fake = FakeClock()
     stats = ArmStats()
     client = ArmClient(
@@ -193,8 +194,10 @@ def test_401_refreshes_the_token_once_and_retries_once(server: ScriptedServer) -
 
 
 def test_401_claims_challenge_is_passed_to_the_credential(server: ScriptedServer) -> None:
-    challenge = 'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ=="'
-    server.script(POOL, Reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "revoked"}}, {"WWW-Authenticate": challenge}), Reply(200, {}))
+    challenge = ('Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", error="insufficient_claims", '
+                 'claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZX19fQ=="')
+    revoked = {"error": {"code": "InvalidAuthenticationToken", "message": "revoked"}}
+    server.script(POOL, Reply(401, revoked, {"WWW-Authenticate": challenge}), Reply(200, {}))
     credential = FakeCredential()
     client, _, _ = client_for(server, credential)
     client.get(POOL, "2025-03-01", operation="pool", subscription_id=SUB)
@@ -374,7 +377,8 @@ def test_session_takes_proxy_and_ca_bundle_from_the_environment_once(monkeypatch
     assert "https" not in arm._session_for("https://management.azure.com").proxies
 
 
-def _run_readers(budget: ReadBudget, fake: FakeClock, readers: int, sends: int, pause_after: int, pause: float) -> tuple[list[float], list[int], float]:
+def _run_readers(budget: ReadBudget, fake: FakeClock, readers: int, sends: int, pause_after: int,
+                 pause: float) -> tuple[list[float], list[int], float]:
     """``readers`` workers each reserving, waiting for their turn and sending, one after another on a fake clock;
     after send number ``pause_after`` ARM answers 429 with ``Retry-After: pause``. Returns the send times, the
     reservation order of the sends and the time of the pause."""

@@ -124,7 +124,7 @@ label_text = st.text(st.characters(codec="utf-8"), max_size=16)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@example(values={name: v for name, v in zip(FIELDS, NASTY)})
+@example(values=dict(zip(FIELDS, NASTY, strict=False)))
 @given(values=st.fixed_dictionaries({name: label_text for name in FIELDS}))
 def test_any_label_text_round_trips(values: dict[str, str]) -> None:
     if values["state"] == "Running":  # the snapshot already has a Running count for the zone

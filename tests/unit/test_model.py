@@ -87,7 +87,10 @@ def test_pool() -> None:
     assert pool == model.Pool(name="myStandbyPool", location="northeurope", provisioning_state="Succeeded", max_ready_capacity=20)
 
 
-@pytest.mark.parametrize("body", [{}, {"name": "p"}, {"name": "p", "properties": {}}, {"name": "p", "properties": {"provisioningState": "Succeeded", "elasticityProfile": {"maxReadyCapacity": "ten"}}}])
+@pytest.mark.parametrize("body", [
+    {}, {"name": "p"}, {"name": "p", "properties": {}},
+    {"name": "p", "properties": {"provisioningState": "Succeeded", "elasticityProfile": {"maxReadyCapacity": "ten"}}},
+])
 def test_pool_bad_shapes(body: object) -> None:
     with pytest.raises(model.ModelError):
         model.parse_pool(body)
@@ -315,7 +318,8 @@ def test_virtual_machine_readiness(fixture: str, pool_state: str, expected: mode
 
 def test_listed_pool_for_discovery() -> None:
     listed = model.parse_listed_pool(load("pool_list_item_cg.json"))
-    assert listed == model.ListedPool("f8da6e30-a9d8-48ab-b05c-3f7fe482e13b", "test-standbypool", "testCGPool", "container_group", {"team": "web", "env": "1"})
+    assert listed == model.ListedPool("f8da6e30-a9d8-48ab-b05c-3f7fe482e13b", "test-standbypool", "testCGPool", model.PoolKind.CONTAINER_GROUP,
+                                      {"team": "web", "env": "1"})
 
 
 @pytest.mark.parametrize(
@@ -345,7 +349,8 @@ def test_item_name_says_which_list_item_was_skipped(item: object, name: str) -> 
 def test_the_2024_03_01_standby_vm_example_with_its_provider_typo_is_a_model_error() -> None:
     """Microsoft's own example (tests/fixtures/arm/rest_examples): the item is refused, so the poller skips only it."""
     path = Path(__file__).parents[1] / "fixtures" / "arm" / "rest_examples" / "2024-03-01"
-    [item] = json.loads((path / "StandbyVirtualMachines_ListByStandbyVirtualMachinePoolResource.json").read_text())["responses"]["200"]["body"]["value"]
+    example = json.loads((path / "StandbyVirtualMachines_ListByStandbyVirtualMachinePoolResource.json").read_text())
+    [item] = example["responses"]["200"]["body"]["value"]
     with pytest.raises(model.ModelError, match="virtualMachineResourceId"):
         model.parse_virtual_machine_ref(item)
 

@@ -124,9 +124,9 @@ def mutated(draw: st.DrawFn, documents: list[Any], extreme: bool = False, max_mu
         parent[last] = {
             "replace": lambda: draw(json_values(extreme, surrogates)),
             "scalar": lambda: draw(scalars(extreme, surrogates)),
-            "wrap": lambda: [current],
-            "empty": lambda: type(current)() if isinstance(current, (dict, list, str)) else None,
-            "duplicate": lambda: current + current if isinstance(current, (list, str)) else current,
+            "wrap": lambda: [current],  # noqa: B023 -- each lambda is called in the iteration that made it
+            "empty": lambda: type(current)() if isinstance(current, (dict, list, str)) else None,  # noqa: B023
+            "duplicate": lambda: current + current if isinstance(current, (list, str)) else current,  # noqa: B023
         }[action]()
     return document
 
@@ -357,7 +357,8 @@ def test_parse_listed_pool(body: Any) -> None:
 # Out-of-range JSON: the same properties over numbers a float cannot hold.
 RUNTIME_VIEW_INF = json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "Running", "count": 1e400}]}]}}')
 RUNTIME_VIEW_NAN = json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "Running", "count": NaN}]}]}}')
-RUNTIME_VIEW_HUGE = json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "Running", "count": 1%s}]}]}}' % ("0" * 400))
+RUNTIME_VIEW_HUGE = json.loads(
+    '{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "Running", "count": 1' + "0" * 400 + '}]}]}}')
 POOL_INF = json.loads('{"name": "p", "properties": {"provisioningState": "Succeeded", "elasticityProfile": {"maxReadyCapacity": 1e400}}}')
 PREDICTION_HUGE = json.loads('{"forecastValues": {"instancesRequestedCount": [1%s]}}' % ("0" * 400))
 PREDICTION_HUGE_ACCURACY = json.loads('{"forecastValues": {"instancesRequestedCount": [1]}, "forecastInfo": {"forecastAccuracy": 1%s}}' % ("0" * 400))
@@ -421,7 +422,8 @@ RUNNERS = {
 
 
 @SMALL
-@example(case=("runtime_view", json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "s\\ud800", "count": 1}]}]}}')))
+@example(case=("runtime_view",
+                json.loads('{"properties": {"instanceCountSummary": [{"instanceCountsByState": [{"state": "s\\ud800", "count": 1}]}]}}')))
 @example(case=("member", json.loads('{"name": "cg_\\ud800", "properties": {"provisioningState": "Succeeded"}}')))
 @given(case=st.sampled_from(sorted(RUNNERS)).flatmap(lambda which: st.tuples(st.just(which), mutated(RUNNERS[which][1], surrogates=True))))
 def test_parsers_with_lone_surrogates(case: tuple[str, Any]) -> None:
@@ -585,7 +587,7 @@ def test_load_settings_out_of_range(data: Any) -> None:
 
 
 @SMALL
-@example(text="polling: {interval: .inf, stale_after: .inf}\npools: [{subscription_id: %s, resource_group: rg, name: pool-a}]\n" % SUB)
+@example(text=f"polling: {{interval: .inf, stale_after: .inf}}\npools: [{{subscription_id: {SUB}, resource_group: rg, name: pool-a}}]\n")
 @given(text=yaml_documents(extreme=True))
 def test_load_settings_from_yaml_text_out_of_range(text: str) -> None:
     run_yaml(text)
