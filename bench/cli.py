@@ -18,8 +18,9 @@ from .faults import run_fault_scrapes
 from .memory import run_memory
 from .procs import REPO
 from .scrape import measure
+from .vm import run_vm_cycles
 
-PHASES = ("cycles", "budget", "scrape", "faults", "memory")
+PHASES = ("cycles", "vm", "budget", "scrape", "faults", "memory")
 
 
 def _series_list(text: str) -> tuple[int, ...]:
@@ -55,7 +56,8 @@ Run the exporter against the ARM simulator and print one table with PASS/FAIL pe
 Phases: cycles (ARM reads and wall time of a cold and steady cycles, in-process Poller against a
 simulator subprocess with --latency), budget (read budget and Retry-After pause), scrape (/metrics
 latency at --scrape-series next to generate_latest), faults (/metrics latency of the real exporter while
-ARM fails), memory (VmHWM of the real exporter process).
+ARM fails), vm (reads and wall time per cycle of a VM-pool estate read through scale-set lists), memory
+(VmHWM of the real exporter process).
 Progress goes to stderr, the table to stdout (and to --results-dir).""",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     world = parser.add_argument_group("the world")
@@ -79,6 +81,7 @@ Progress goes to stderr, the table to stdout (and to --results-dir).""",
     runs.add_argument("--retry-after", type=int, default=5, help="Retry-After of the injected 429 (default 5)")
     runs.add_argument("--burst-scenario", type=_burst_scenario, default=(20.0, 20, 16, 3),
                       help="RATE/BURST/CONCURRENCY/RETRY_AFTER of the budget phase's small-burst run (default 20/20/16/3)")
+    runs.add_argument("--vm-world", default="100x20x10", help="POOLSxVMSxRESOURCE_GROUPS of the vm phase (default 100x20x10)")
     runs.add_argument("--memory-cycles", type=int, default=None, help="cycles the exporter process runs (default 3; --quick 2)")
     runs.add_argument("--memory-interval", type=float, default=10.0, help="polling.interval of the exporter process (default 10)")
     out = parser.add_argument_group("output")
@@ -119,6 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             sequential_samples=sequential, log=_log)
         rep.add_cycles(report, result)
         raw["cycles"] = asdict(result)
+    if "vm" in args.phases:
+        try:
+            vp, vm_members, vrg = (int(part) for part in args.vm_world.split("x"))
+        except ValueError:
+            build_parser().error(f"--vm-world must be POOLSxVMSxRESOURCE_GROUPS, got {args.vm_world!r}")
+        vms = run_vm_cycles(World(vp, vm_members, vrg, args.page_size), latency=args.latency, concurrency=args.concurrency,
+                            steady_cycles=max(1, steady), log=_log)
+        rep.add_vm_cycles(report, vms)
+        raw["vm"] = asdict(vms)
     if "scrape" in args.phases:
         scrapes = [measure(series, samples=samples, warmup=warmup, gl_seconds=3.0 if quick else 8.0, log=_log)
                    for series in args.scrape_series]

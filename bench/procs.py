@@ -46,11 +46,11 @@ class SimulatorProcess:
 
     def __init__(self, *, pools: int, members: int, resource_groups: int, latency: float = 0.0,
                  page_size: int = 50, read_bucket: int | None = None, subscriptions: int = 1,
-                 start_timeout: float = 120.0) -> None:
+                 start_timeout: float = 120.0, kind: str = "container_group") -> None:
         args = [sys.executable, "-m", "exporter.simulator", "--world=bench", "--listen=127.0.0.1:0", "--tick=0",
                 f"--pools={pools}", f"--members={members}", f"--resource-groups={resource_groups}",
                 f"--subscriptions={subscriptions}", f"--latency={latency}", f"--page-size={page_size}",
-                f"--read-bucket={'none' if read_bucket is None else read_bucket}"]
+                f"--read-bucket={'none' if read_bucket is None else read_bucket}", f"--kind={kind}"]
         self.process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.values: dict[str, str] = {}
         ready = threading.Event()
@@ -86,6 +86,9 @@ class SimulatorProcess:
 
     def add_fault(self, **fault: Any) -> None:
         self._post("faults", fault)
+
+    def clear_faults(self) -> None:
+        self._admin.delete(f"{self.url}/_simulator/faults", timeout=60).raise_for_status()
 
     def requests(self) -> list[RequestRecord]:
         """The simulator's request log (token requests included: filter on ``operation``)."""

@@ -13,6 +13,7 @@ from .cycles import ARM_OPERATIONS, CyclesResult
 from .faults import FaultScrapeResult
 from .memory import MemoryResult
 from .scrape import MODES, ScrapeResult
+from .vm import VmResult
 
 MEMORY_LIMIT_BYTES = 250_000_000  # "under 250 MB" (decimal megabytes: the stricter reading)
 SCRAPE_LIMIT_SECONDS = 0.010
@@ -188,6 +189,23 @@ def add_budget(report: Report, result: BudgetResult, name: str = "budget") -> No
                f"{result.requests_during_pause} (next after {gap})", "0",
                report.verdict(f"{name} pause", result.requests_during_pause == 0,
                               f"{result.requests_during_pause} requests during the pause; next after {gap}"))
+
+
+def add_vm_cycles(report: Report, result: VmResult) -> None:
+    world = result.world
+    for cycle, before in zip(result.cycles, result.baseline, strict=False):
+        report.add(f"VM estate, {world.pools} pools x {world.members} VMs, {cycle.label} cycle, per-VM reads (baseline) vs "
+                   "scale-set lists: ARM reads / wall",
+                   f"{before.total} / {before.wall:.2f} s vs {cycle.total} / {cycle.wall:.2f} s "
+                   f"({_ratio(before.total / max(1, cycle.total))} fewer reads)")
+    for cycle in result.cycles:
+        due = cycle.label == "cold"
+        limit = result.formula(pool_lists_due=due)
+        per_vm = cycle.reads.get("vm_instance_view", 0)
+        passed = cycle.total <= limit and per_vm == 0 and cycle.members_seen == world.pools * world.members
+        report.add(f"VM estate, {world.pools} pools x {world.members} VMs, {cycle.label} cycle: ARM reads (per-VM instance views) / wall",
+                   f"{cycle.total} ({per_vm}) / {cycle.wall:.2f} s", f"<= {limit} reads, 0 per-VM",
+                   report.verdict(f"vm {cycle.label}", passed, f"{cycle.total} reads, {per_vm} per-VM, {cycle.members_seen} VMs seen"))
 
 
 def add_fault_scrapes(report: Report, result: FaultScrapeResult) -> None:

@@ -39,7 +39,7 @@ def _build(args: argparse.Namespace) -> Simulator:
     return build_bench(
         Simulator, args.pools, args.members, args.resource_groups, args.subscriptions, seed=args.seed,
         latency=args.latency, page_size=args.page_size, read_bucket=args.read_bucket,
-        claim_probability=args.claim_probability, request_log_limit=args.request_log_limit,
+        claim_probability=args.claim_probability, request_log_limit=args.request_log_limit, kind=args.kind,
     )
 
 
@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = parser.add_argument_group("benchmark world (--world=bench): full, healthy, quiet pools")
     bench.add_argument("--pools", type=int, default=1000, help="container group pools (default 1000)")
     bench.add_argument("--members", type=int, default=20, help="Running members per pool (default 20)")
+    bench.add_argument("--kind", choices=("container_group", "virtual_machine"), default="container_group",
+                       help="kind of every pool (default container_group; VM pools each attach a scale set of their own)")
     bench.add_argument("--resource-groups", type=int, default=50, help="resource groups the pools are spread over (default 50)")
     bench.add_argument("--subscriptions", type=int, default=1, help="subscriptions the pools are spread over (default 1)")
     bench.add_argument("--page-size", type=int, default=50, help="items per list page (default 50)")

@@ -57,12 +57,18 @@ def build_bench(
     read_refill_per_second: float = 25.0,
     claim_probability: float = 0.0,
     request_log_limit: int | None = None,
+    kind: str = "container_group",
 ) -> Simulator:
-    """Build the benchmark world with ``cls`` (Simulator); ARM read throttling is off unless ``read_bucket`` is set."""
+    """Build the benchmark world with ``cls`` (Simulator): pools of ``kind`` (container_group or virtual_machine);
+    ARM read throttling is off unless ``read_bucket`` is set."""
     sim = cls(seed=seed, page_size=page_size, latency=latency, read_bucket=read_bucket,
               read_refill_per_second=read_refill_per_second, claim_probability=claim_probability,
               lowercase_states=0.0, request_log_limit=request_log_limit)
     for pool in bench_layout(pools, resource_groups, subscriptions):
-        sim.add_container_group_pool(pool.subscription_id, pool.resource_group, pool.name,
-                                     max_ready_capacity=members, running=members, creating=0)
+        if kind == "virtual_machine":  # each VM pool attached to a scale set of its own
+            sim.add_virtual_machine_pool(pool.subscription_id, pool.resource_group, pool.name, max_ready_capacity=members,
+                                         running=members, scale_set_name=f"vmss-{pool.name}")
+        else:
+            sim.add_container_group_pool(pool.subscription_id, pool.resource_group, pool.name,
+                                         max_ready_capacity=members, running=members, creating=0)
     return sim
