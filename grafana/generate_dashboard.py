@@ -13,11 +13,13 @@ Standard library only.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from generated import write_or_check  # noqa: E402 -- the shared generator command line in tools/
 
 OUTPUT = Path(__file__).resolve().parent / "standby-pools.json"
 
@@ -687,18 +689,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed dashboard is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT} is out of date: run python grafana/generate_dashboard.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
-    return 0
+    return write_or_check(OUTPUT, render, __doc__.splitlines()[0], "python grafana/generate_dashboard.py", argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ ARM template schema. Needs PyYAML (a dependency of the exporter).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -32,6 +31,9 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "tools"))
+from generated import write_or_check  # noqa: E402 -- the shared generator command line in tools/
+
 SOURCE = HERE.parents[1] / "prometheus" / "alerts.yaml"
 OUTPUT = HERE / "prometheus-rule-groups.json"
 API_VERSION = "2023-03-01"
@@ -128,18 +130,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if prometheus-rule-groups.json is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT} is out of date: run python deploy/azure/{Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}")
-    return 0
+    return write_or_check(OUTPUT, render, __doc__.splitlines()[0], "python deploy/azure/generate_rule_groups.py", argv)
 
 
 if __name__ == "__main__":
