@@ -136,6 +136,8 @@ class Replica:
                 put("arm_requests_total", {"subscription_id": sub, "operation": operation, "code": "200"}, reads)
             put("arm_ratelimit_remaining_reads", {"subscription_id": sub}, 249)
             put("arm_ratelimit_remaining_global_reads", {"subscription_id": sub}, 3749)
+            for policy, remaining in (("Microsoft.Compute/HighCostGet3Min", 107), ("Microsoft.Compute/HighCostGet30Min", 827)):
+                put("arm_ratelimit_remaining_resource", {"subscription_id": sub, "policy": policy}, remaining)
             put("arm_throttled_total", {"subscription_id": sub}, 0)
             put("arm_budget_wait_seconds_total", {"subscription_id": sub}, 0)
             put("arm_next_links_refused_total", {"subscription_id": sub}, 0)
@@ -175,7 +177,9 @@ class Replica:
             put("health_state", {**labels, "state": s}, int(s == "healthy"))
         vm = pool.kind == "virtual_machine"
         put("info", {**labels, "location": "westeurope", "virtual_machine_state": "Deallocated" if vm else "",
-                     "scale_set": f"{pool.name}-vmss" if vm else ""}, 1)
+                     "scale_set": f"{pool.name}-vmss" if vm else "", "zones": "" if vm else ",".join(z for z in pool.zones if z)}, 1)
+        if vm:
+            put("post_provisioning_delay_seconds", labels, 120)
         by_state = {"Creating": len(creating), "Succeeded": len(ready)}
         for s in model.MEMBER_PROVISIONING_STATES[pool.kind]:
             put("members", {**labels, "provisioning_state": s}, by_state.get(s, 0))

@@ -61,8 +61,9 @@ def test_dynamic_sizing_and_recent_demand(world: tuple[Simulator, SimulatorServe
     assert dynamic(modern) == {"cg-dynamic": 1, "vm-dynamic": 1, "cg-fixed": 0, "vm-fixed": 0}
     assert dynamic(older) == dict.fromkeys(dynamic(modern), 0), "no dynamicSizing before 2025-10-01: 0"
 
-    # The simulator serves the history in both forecastInfo shapes (a JSON string in camelCase, an array in
-    # PascalCase), chronologically: step 1 must be its last element.
+    # The simulator serves the history as Microsoft's REST examples do (camelCase, a JSON string inside the JSON
+    # string), chronologically: step 1 must be its last element. The PascalCase array shape of Microsoft's
+    # prediction article is read by the same parser (tests/unit/test_model.py, vm_runtime_view_2026-04-01_forecast.json).
     styles = set()
 
     def history(name: str, wall: float) -> list[int]:
@@ -77,7 +78,7 @@ def test_dynamic_sizing_and_recent_demand(world: tuple[Simulator, SimulatorServe
         now = sim.wall(sim.clock())  # the last poll may have read the hour before, at an hour's turn
         assert [published[step] for step in sorted(published)] in (
             list(reversed(history(name, now))), list(reversed(history(name, now - 10)))), name
-    assert styles == {"str", "list"}, "both shapes were read"
+    assert styles == {"str"}, "the simulator serves Microsoft's shape: the history a JSON string"
     assert not [1 for labels, _ in modern.samples("azure_standby_pool_recent_instances_requested") if labels["pool"] == "vm-fixed"]
 
 
