@@ -187,6 +187,18 @@ def by_ref(ref: str, **props: Any) -> dict[str, Any]:
             "properties": [{"id": k, "value": v} for k, v in props.items()]}
 
 
+def up_down_timeline() -> dict[str, Any]:
+    """Field defaults and options of a state timeline of 1 (up, green) / 0 (down, red) series."""
+    return {
+        "defaults": {"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "red"), (1, "green")),
+                     "mappings": value_map(("1", "up", "green"), ("0", "down", "red")),
+                     "custom": {"fillOpacity": 80, "lineWidth": 0}},
+        "options": {"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "alignValue": "left",
+                    "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
+                    "tooltip": {"mode": "single", "sort": "none"}},
+    }
+
+
 def value_map(*entries: tuple[str, str, str]) -> list[dict[str, Any]]:
     return [{"type": "value", "options": {value: {"text": text, "color": color, "index": i}
                                           for i, (value, text, color) in enumerate(entries)}}]
@@ -467,12 +479,7 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
         "Down for 10 minutes raises AzureStandbyPoolExporterPollFailing; the reason is in the exporter's log "
         "and on its / page.",
         [target("A", f"azure_standby_pool_up{{{POOL}}}", legend)], 12, 8,
-        defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "red"), (1, "green")),
-                  "mappings": value_map(("1", "up", "green"), ("0", "down", "red")),
-                  "custom": {"fillOpacity": 80, "lineWidth": 0}},
-        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "alignValue": "left",
-                 "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
-                 "tooltip": {"mode": "single", "sort": "none"}}))
+        **up_down_timeline()))
     panels.append(panel(
         layout, "timeseries", "Age of the last successful poll",
         "Seconds since each pool was last polled successfully; it should stay near the polling interval. "
@@ -490,12 +497,7 @@ def exporter(layout: Layout) -> list[dict[str, Any]]:
             target("A", f"azure_standby_pool_resource_up{{{POOL}}}", f"{legend} resource"),
             target("B", f"azure_standby_pool_members_up{{{POOL}}}", f"{legend} members"),
         ], 12, 8,
-        defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "red"), (1, "green")),
-                  "mappings": value_map(("1", "up", "green"), ("0", "down", "red")),
-                  "custom": {"fillOpacity": 80, "lineWidth": 0}},
-        options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "alignValue": "left",
-                 "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
-                 "tooltip": {"mode": "single", "sort": "none"}}))
+        **up_down_timeline()))
     panels.append(panel(
         layout, "timeseries", "Member read failures",
         "Members of each pool whose latest detail read failed (retried every cycle). Above 0 for 30 minutes "
