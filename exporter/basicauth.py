@@ -74,11 +74,6 @@ class Authenticator:
         future.add_done_callback(lambda _: self._slots.release())
         return future
 
-    def authorize(self, users: Mapping[str, bytes], header: str | None) -> Verdict:
-        """``begin`` and wait for the bcrypt check, if one is needed."""
-        result = self.begin(users, header)
-        return result if isinstance(result, Verdict) else result.result()
-
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 

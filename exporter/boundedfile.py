@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import reprlib
 import stat
-from pathlib import Path
 
 import yaml
 
@@ -166,8 +165,3 @@ def short_repr(value: object, limit: int = 40) -> str:
     """``repr(value)`` cut to ``limit`` characters, built without ever walking more than a few elements."""
     text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def read_yaml_file(path: str | os.PathLike[str]) -> object:
-    """A bounded file parsed with :func:`load_yaml`; FileProblem for the file, yaml.YAMLError for its content."""
-    return load_yaml(read_bounded(Path(path)))
