@@ -87,10 +87,11 @@ def _pool(status: PoolStatus, now: float) -> dict[str, Any]:
         "resource_group": ref.resource_group,
         "name": ref.name,
         "kind": ref.kind,
-        "condition": _condition(status.polled, ready, maximum),
+        "condition": _condition(status.polled, ready, maximum, resource is not None and resource.dynamic_sizing),
         "ready": ready,
         "max_ready_capacity": maximum,
         "min_ready_capacity": resource.min_ready_capacity if resource is not None else None,
+        "dynamic_sizing": resource.dynamic_sizing if resource is not None else None,
         "states": states,
         "health_state": runtime.health_state if runtime is not None else None,
         "provisioning_state": resource.provisioning_state if resource is not None else (runtime.provisioning_state if runtime else None),
@@ -111,14 +112,16 @@ def _pool(status: PoolStatus, now: float) -> dict[str, Any]:
     }
 
 
-def _condition(polled: bool, ready: int | None, maximum: int | None) -> str:
+def _condition(polled: bool, ready: int | None, maximum: int | None, dynamic_sizing: bool) -> str:
+    """As the alerts judge a pool; a dynamically sized pool runs below half of its max by design, so it is
+    never "low" (AzureStandbyPoolLow leaves it out too)."""
     if not polled:
         return "pending"
     if ready is None or maximum is None:
         return "unknown"
     if ready == 0 and maximum > 0:
         return "depleted"
-    if ready < LOW_RATIO * maximum:
+    if ready < LOW_RATIO * maximum and not dynamic_sizing:
         return "low"
     return "fine"
 

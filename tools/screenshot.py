@@ -55,7 +55,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         config = Path(scratch, "config.yaml")
         config.write_text(yaml.safe_dump({
-            "azure": {"resource_manager_endpoint": server.url},
+            # the api-version the demo reads (dynamicSizing of jobs-pool appears from 2025-10-01 on)
+            "azure": {"resource_manager_endpoint": server.url, "api_versions": {"standby_pool": "2025-10-01"}},
             "polling": {"interval": "2s", "timeout": "5s", "stale_after": "1m"},
             "discovery": {"subscriptions": [DEMO_SUBSCRIPTION]},
         }))

@@ -18,12 +18,14 @@ NOW = 2_000_000_000.0
 
 
 def _pool(name: str, kind: str, counts: dict[str, int], maximum: int | None, *, rg: str = "rg", sub: str = SUB,
-          vm_state: str | None = None, errors: tuple[PartError, ...] = (), forecast: tuple[float, ...] | None = None) -> PoolStatus:
+          vm_state: str | None = None, errors: tuple[PartError, ...] = (), forecast: tuple[float, ...] | None = None,
+          dynamic: bool = False) -> PoolStatus:
     runtime = model.RuntimeView(
         tuple(model.InstanceCount("", state, count) for state, count in counts.items()), "Succeeded", "healthy",
         None if forecast is None else model.Forecast(forecast, NOW, 3600.0, 0.9),
     )
-    resource = None if maximum is None else model.Pool(name, "westeurope", "Succeeded", maximum, virtual_machine_state=vm_state)
+    resource = None if maximum is None else model.Pool(name, "westeurope", "Succeeded", maximum, virtual_machine_state=vm_state,
+                                                       dynamic_sizing=dynamic)
     members = (model.Member("m1", "Succeeded", "Running", True), model.Member("m2", "Creating", None, False))
     return PoolStatus(PoolRef(sub, rg, name, kind), polled=True, up=True, last_success=NOW - 75, resource_up=maximum is not None,
                       members_up=True, data=PoolData(resource, runtime, members), errors=errors)
@@ -48,15 +50,18 @@ def test_conditions_ready_counts_and_worst_first() -> None:
         _pool("vms", "virtual_machine", {"Running": 1, "Deallocated": 2, "Hibernated": 1, "Deallocating": 3}, 4, vm_state="Deallocated"),
         _pool("no-cap", "container_group", {"Running": 2}, None),
         PoolStatus(PoolRef(SUB, "rg", "waiting")),
+        _pool("dynamic", "container_group", {"Running": 1}, 20, dynamic=True),  # follows the forecast far below max: not low
     )
     by_name = {pool["name"]: pool for pool in document["pools"]}
-    assert [pool["name"] for pool in document["pools"]] == ["empty", "low-cg", "no-cap", "waiting", "full", "vms"]
+    assert [pool["name"] for pool in document["pools"]] == ["empty", "low-cg", "no-cap", "waiting", "dynamic", "full", "vms"]
     assert {name: pool["condition"] for name, pool in by_name.items()} == {
-        "empty": "depleted", "low-cg": "low", "no-cap": "unknown", "waiting": "pending", "full": "fine", "vms": "fine"}
+        "empty": "depleted", "low-cg": "low", "no-cap": "unknown", "waiting": "pending", "full": "fine", "vms": "fine",
+        "dynamic": "fine"}
+    assert by_name["dynamic"]["dynamic_sizing"] is True and by_name["full"]["dynamic_sizing"] is False
     assert by_name["vms"]["ready"] == 4 and by_name["full"]["ready"] == 4 and by_name["low-cg"]["ready"] == 1
     assert by_name["full"]["members"] == {"ready": 1, "total": 2} and by_name["waiting"]["members"] is None
     assert by_name["full"]["last_success_age_seconds"] == 75 and by_name["waiting"]["last_success_timestamp"] is None
-    assert document["summary"] == {"depleted": 1, "low": 1, "unknown": 1, "pending": 1, "fine": 2}
+    assert document["summary"] == {"depleted": 1, "low": 1, "unknown": 1, "pending": 1, "fine": 3}
 
 
 def test_header_fields() -> None:
