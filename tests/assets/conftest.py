@@ -11,12 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def in_ci() -> bool:
-    """CI sets CI (.ci/run exports CI=true): there a missing tool fails its test instead of skipping it."""
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 def require_tool(name: str, install: str) -> str:
@@ -26,10 +23,7 @@ def require_tool(name: str, install: str) -> str:
     found = str(local) if os.access(local, os.X_OK) else shutil.which(name)
     if found:
         return found
-    message = f"{name} not found next to {sys.executable} or on PATH ({install})"
-    if in_ci():
-        pytest.fail(f"{message}; CI must install it")
-    pytest.skip(message)
+    unavailable(f"{name} not found next to {sys.executable} or on PATH ({install})")
 
 
 def require_module(name: str, install: str) -> Any:
@@ -37,10 +31,7 @@ def require_module(name: str, install: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        message = f"Python package {name} missing ({install})"
-        if in_ci():
-            pytest.fail(f"{message}; CI must install it")
-        pytest.skip(message)
+        unavailable(f"Python package {name} missing ({install})")
 
 
 def require_binary(name: str, debian_path: str) -> str:
@@ -48,10 +39,7 @@ def require_binary(name: str, debian_path: str) -> str:
     found = debian_path if os.access(debian_path, os.X_OK) else shutil.which(name)
     if found:
         return found
-    message = f"{name} not found at {debian_path} or on PATH (apt-get install prometheus)"
-    if in_ci():
-        pytest.fail(f"{message}; CI must install it")
-    pytest.skip(message)
+    unavailable(f"{name} not found at {debian_path} or on PATH (apt-get install prometheus)")
 
 
 @pytest.fixture(scope="session")
